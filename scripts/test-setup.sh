@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Makes sure the real services the tests start are installed: Debian's redis-server (the
+# Redis session store is tested against a real server). Installs it when missing and we are
+# root; otherwise fails naming the package to install.
+set -euo pipefail
+
+need=()
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+
+if [ ${#need[@]} -eq 0 ]; then exit 0; fi
+
+if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+  echo "test setup: installing ${need[*]} (Debian packages)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  exit 0
+fi
+
+echo "test setup: missing ${need[*]}: install the Debian package(s) with: sudo apt-get install ${need[*]}" >&2
+exit 1

@@ -1,0 +1,66 @@
+// The app factory: everything the gateway is, built from one validated configuration.
+// Production (server.ts) and the tests start exactly this.
+import { randomUUID } from 'node:crypto'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import type { GatewayConfig } from './config.js'
+import { loggerOptions } from './logger.js'
+import type { GatewayStore } from './session/store.js'
+import sessionPlugin from './session/plugin.js'
+import pagesPlugin from './pages/plugin.js'
+import discoveryPlugin from './auth/discovery.js'
+import signInPlugin from './auth/signin.js'
+import signOutPlugin from './auth/signout.js'
+import gatePlugin from './auth/gate.js'
+import healthRoutes from './routes/health.js'
+import userinfoRoutes from './routes/userinfo.js'
+import proxyPlugin from './proxy/plugin.js'
+
+export interface BuildOptions {
+  /** A pino logger option or instance; defaults to JSON at LOG_LEVEL. */
+  logger?: FastifyServerOptions['logger']
+  /** A session store to use instead of the one SESSION_STORE names (shared by tests). */
+  store?: GatewayStore
+}
+
+export async function buildApp (config: GatewayConfig, opts: BuildOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: opts.logger ?? loggerOptions(config),
+    // X-Forwarded-* from the client are believed only from these addresses.
+    trustProxy: config.trustedProxies.length > 0 ? config.trustedProxies : false,
+    disableRequestLogging: true,
+    genReqId: () => randomUUID(),
+    // Proxied bodies are streamed and not limited; this limit is for the gateway's own routes.
+    bodyLimit: 64 * 1024,
+    return503OnClosing: true,
+    // Streams may stay open for a long time; Node's default would cut a request at 300 s.
+    requestTimeout: 0,
+    routerOptions: { ignoreDuplicateSlashes: false }
+  })
+
+  app.setErrorHandler((err: Error & { statusCode?: number }, request, reply) => {
+    const status = err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500
+    request.log[status >= 500 ? 'error' : 'info']({ event: 'error', err }, 'request failed')
+    return reply.problem({
+      status,
+      error: status >= 500 ? 'internal_error' : 'bad_request',
+      message: status >= 500 ? 'Something went wrong in the gateway.' : 'The request could not be understood.',
+      page: {
+        title: status >= 500 ? 'Something went wrong' : 'Bad request',
+        body: status >= 500
+          ? '<p>Something went wrong in the gateway. Please try again; if it keeps happening, give the request id below to your helpdesk.</p>'
+          : '<p>The request could not be understood.</p>'
+      }
+    })
+  })
+
+  await app.register(pagesPlugin, { config })
+  await app.register(sessionPlugin, { config, store: opts.store })
+  await app.register(discoveryPlugin, { config })
+  await app.register(signInPlugin, { config })
+  await app.register(signOutPlugin, { config })
+  await app.register(gatePlugin, { config })
+  await app.register(healthRoutes, { config })
+  await app.register(userinfoRoutes, { config })
+  await app.register(proxyPlugin, { config })
+  return app
+}

@@ -1,0 +1,165 @@
+// The OpenID Connect steps, as small functions over openid-client's Configuration: discover
+// the IdP, build the authorization request, redeem the code and check the ID token, build the
+// end-session URL. No HTTP server here; the sign-in plugin wires these to requests.
+import * as client from 'openid-client'
+import type { GatewayConfig } from '../config.js'
+import { isLoopbackHost } from '../config.js'
+import type { Claims } from './identity.js'
+
+export const CLOCK_TOLERANCE_SECONDS = 300
+/** An ID token issued longer ago than this is refused even if not yet expired. */
+export const MAX_ID_TOKEN_AGE_SECONDS = 600
+export const LOGIN_TRANSACTION_SECONDS = 600
+/** Entra refuses end-session URLs much longer than this (AADSTS90015). */
+export const MAX_END_SESSION_URL_LENGTH = 2000
+
+export async function discover (config: GatewayConfig): Promise<client.Configuration> {
+  const issuer = new URL(config.issuer)
+  const insecure = issuer.protocol === 'http:' && isLoopbackHost(issuer.hostname)
+  const metadata: Partial<client.ClientMetadata> = {
+    client_secret: config.clientSecret,
+    // Pin the algorithm Entra signs with, so a token signed otherwise is refused.
+    id_token_signed_response_alg: 'RS256',
+    [client.clockTolerance]: CLOCK_TOLERANCE_SECONDS
+  }
+  const oidc = await client.discovery(issuer, config.clientId, metadata, undefined, {
+    execute: insecure ? [client.allowInsecureRequests] : [],
+    timeout: 5
+  })
+  // openid-client trusts the TLS channel for ID tokens from the token endpoint unless told
+  // otherwise; we verify their signatures against the IdP's JWKS as well.
+  client.enableNonRepudiationChecks(oidc)
+  return oidc
+}
+
+/** What the gateway remembers between the redirect to the IdP and the callback. */
+export interface LoginTransaction {
+  codeVerifier: string
+  nonce: string
+  returnTo: string
+  /** Epoch milliseconds after which the callback is refused. */
+  expiresAt: number
+}
+
+export async function beginSignIn (
+  oidc: client.Configuration,
+  opts: { redirectUri: string, scope: string, returnTo: string, now?: number, prompt?: string }
+): Promise<{ url: URL, state: string, transaction: LoginTransaction }> {
+  const codeVerifier = client.randomPKCECodeVerifier()
+  const state = client.randomState()
+  const nonce = client.randomNonce()
+  // PKCE, state and nonce always: Entra supports S256 without advertising it.
+  const params: Record<string, string> = {
+    redirect_uri: opts.redirectUri,
+    scope: opts.scope,
+    response_type: 'code',
+    code_challenge: await client.calculatePKCECodeChallenge(codeVerifier),
+    code_challenge_method: 'S256',
+    state,
+    nonce
+  }
+  if (opts.prompt !== undefined) params.prompt = opts.prompt
+  const url = client.buildAuthorizationUrl(oidc, params)
+  const now = opts.now ?? Date.now()
+  return { url, state, transaction: { codeVerifier, nonce, returnTo: opts.returnTo, expiresAt: now + LOGIN_TRANSACTION_SECONDS * 1000 } }
+}
+
+export class SignInError extends Error {
+  /** Stable, loggable reason; never holds a code, state or token. */
+  readonly reason: string
+  /** The IdP's own error code (an AADSTS number when Entra says it), for the helpdesk. */
+  readonly idpError: string | undefined
+  constructor (reason: string, message: string, opts: { idpError?: string, cause?: unknown } = {}) {
+    super(message, { cause: opts.cause })
+    this.name = 'SignInError'
+    this.reason = reason
+    this.idpError = opts.idpError
+  }
+}
+
+export interface SignInResult {
+  claims: Claims
+  idToken: string
+  accessToken: string
+  refreshToken: string | undefined
+  /** Epoch seconds. */
+  accessTokenExpiresAt: number | undefined
+  scope: string | undefined
+}
+
+/**
+ * Redeems the authorization code and checks the ID token: signature (RS256, IdP's JWKS),
+ * iss, aud/azp, exp, nonce and state (openid-client), then iat freshness and the tenant.
+ */
+export async function completeSignIn (
+  oidc: client.Configuration,
+  opts: { callbackUrl: URL, state: string, transaction: LoginTransaction, allowedTenants: readonly string[] | undefined, now?: number }
+): Promise<SignInResult> {
+  let tokens: Awaited<ReturnType<typeof client.authorizationCodeGrant>>
+  try {
+    tokens = await client.authorizationCodeGrant(oidc, opts.callbackUrl, {
+      pkceCodeVerifier: opts.transaction.codeVerifier,
+      expectedState: opts.state,
+      expectedNonce: opts.transaction.nonce,
+      idTokenExpected: true
+    })
+  } catch (err) {
+    if (err instanceof client.AuthorizationResponseError) {
+      const description = typeof err.error_description === 'string' ? err.error_description : ''
+      const aadsts = /AADSTS\d+/.exec(description)?.[0]
+      throw new SignInError('idp_error', `the identity provider answered ${err.error}`, { idpError: aadsts ?? err.error, cause: err })
+    }
+    if (err instanceof client.ResponseBodyError) {
+      throw new SignInError('token_error', `the token endpoint refused the code: ${err.error}`, { idpError: err.error, cause: err })
+    }
+    const code = (err as { code?: string }).code
+    throw new SignInError('token_invalid', `the sign-in response failed validation (${code ?? (err as Error).message})`, { cause: err })
+  }
+  const claims = tokens.claims() as Claims | undefined
+  if (claims === undefined || tokens.id_token === undefined) throw new SignInError('token_invalid', 'the IdP returned no ID token')
+
+  const now = Math.floor((opts.now ?? Date.now()) / 1000)
+  const iat = claims.iat
+  if (typeof iat !== 'number') throw new SignInError('token_invalid', 'the ID token has no iat')
+  if (iat < now - MAX_ID_TOKEN_AGE_SECONDS) throw new SignInError('token_stale', `the ID token was issued ${now - iat}s ago`)
+  if (iat > now + CLOCK_TOLERANCE_SECONDS) throw new SignInError('token_future', `the ID token's iat is ${iat - now}s in the future (clock skew?)`)
+
+  if (opts.allowedTenants !== undefined) {
+    const tid = typeof claims.tid === 'string' ? claims.tid.toLowerCase() : undefined
+    if (tid === undefined || !opts.allowedTenants.includes(tid)) {
+      throw new SignInError('tenant_not_allowed', `the ID token's tenant ${tid ?? '(none)'} is not this gateway's tenant`)
+    }
+  }
+
+  const expiresIn = tokens.expiresIn()
+  return {
+    claims,
+    idToken: tokens.id_token,
+    accessToken: tokens.access_token,
+    refreshToken: tokens.refresh_token,
+    accessTokenExpiresAt: expiresIn !== undefined ? now + expiresIn : undefined,
+    scope: tokens.scope
+  }
+}
+
+export async function fetchUserInfoClaims (oidc: client.Configuration, accessToken: string, sub: string): Promise<Claims> {
+  return await client.fetchUserInfo(oidc, accessToken, sub) as Claims
+}
+
+/**
+ * The IdP's end-session URL, or undefined when it has none. Falls back from `id_token_hint`
+ * to `logout_hint` + `client_id` when the URL would be too long for Entra.
+ */
+export function endSessionUrl (
+  oidc: client.Configuration,
+  opts: { idToken: string | undefined, logoutHint: string | undefined, clientId: string, postLogoutRedirectUri: string }
+): URL | undefined {
+  if (oidc.serverMetadata().end_session_endpoint === undefined) return undefined
+  if (opts.idToken !== undefined) {
+    const url = client.buildEndSessionUrl(oidc, { id_token_hint: opts.idToken, post_logout_redirect_uri: opts.postLogoutRedirectUri })
+    if (url.href.length <= MAX_END_SESSION_URL_LENGTH) return url
+  }
+  const params: Record<string, string> = { client_id: opts.clientId, post_logout_redirect_uri: opts.postLogoutRedirectUri }
+  if (opts.logoutHint !== undefined) params.logout_hint = opts.logoutHint
+  return client.buildEndSessionUrl(oidc, params)
+}

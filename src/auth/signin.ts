@@ -1,0 +1,202 @@
+// Sign-in: starting the authorization-code flow and completing it at the callback.
+// The login transaction lives in the browser's (server-side) session, keyed by state, so a
+// callback is accepted only in the browser that started it, only once, only for 10 minutes.
+import fp from 'fastify-plugin'
+import { decodeJwt } from 'jose'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { GatewayConfig } from '../config.js'
+import { isNavigation } from '../policy/request-kind.js'
+import { safeReturnPath } from '../policy/return-path.js'
+import { escapeHtml } from '../pages/render.js'
+import { identityFromClaims, claimValues, type Claims } from './identity.js'
+import { identityHeaders } from '../proxy/headers.js'
+import { beginSignIn, completeSignIn, fetchUserInfoClaims, SignInError, type LoginTransaction, type SignInResult } from './oidc.js'
+import type { Configuration } from 'openid-client'
+
+/** More parallel sign-ins than this in one browser (tabs) and the oldest is dropped. */
+const MAX_PENDING = 5
+const PROMPTS = new Set(['select_account', 'login'])
+
+export interface SignIn {
+  /** Answers a request that has no session: a redirect to the IdP for a navigation, else 401 JSON. */
+  requireSignIn: (request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply>
+  /**
+   * Completes a sign-in when the request carries the state of one this browser started.
+   * Returns false (and does nothing) otherwise, so the request goes on as an ordinary one.
+   */
+  handleCallback: (request: FastifyRequest, reply: FastifyReply) => Promise<boolean>
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    signIn: SignIn
+  }
+}
+
+const SIGN_IN_REASONS: Record<string, string> = {
+  state_unknown: "This sign-in response doesn't belong to a sign-in started in this browser, or it was already used.",
+  state_expired: 'The sign-in took longer than 10 minutes and expired.',
+  idp_error: 'The identity provider did not complete the sign-in.',
+  token_error: 'The identity provider refused to complete the sign-in.',
+  token_invalid: 'The sign-in response could not be verified.',
+  token_stale: 'The sign-in response was too old to accept.',
+  token_future: "The sign-in response was dated in the future; the server's clock may be wrong.",
+  tenant_not_allowed: 'Your account belongs to an organization that may not use this application.',
+  userinfo_failed: 'Your account details could not be read from the identity provider.'
+}
+
+async function signInPlugin (app: FastifyInstance, opts: { config: GatewayConfig }): Promise<void> {
+  const { config } = opts
+  const allowedTenants = config.issuerTenantId !== undefined ? [config.issuerTenantId] : undefined
+  const jsonHeaders = { 'cache-control': 'no-store', 'content-type': 'application/json; charset=utf-8' }
+
+  const idpUnavailable = (reply: FastifyReply): FastifyReply => reply.problem({
+    status: 503,
+    error: 'idp_unavailable',
+    message: 'The sign-in service cannot be reached right now.',
+    page: { title: 'Sign-in is unavailable', body: '<p>The sign-in service cannot be reached right now. Please try again in a minute.</p>' }
+  })
+
+  async function startSignIn (request: FastifyRequest, reply: FastifyReply, returnTo: string, prompt?: string): Promise<FastifyReply> {
+    let oidc: Configuration
+    try {
+      oidc = await app.idp.get()
+    } catch {
+      return idpUnavailable(reply)
+    }
+    const { url, state, transaction } = await beginSignIn(oidc, { redirectUri: config.redirectUri, scope: config.scope, returnTo, prompt })
+    const now = Date.now()
+    const kept = Object.entries(request.session.pending ?? {})
+      .filter(([, tx]) => tx.expiresAt > now)
+      .slice(-(MAX_PENDING - 1))
+    request.session.pending = Object.fromEntries([...kept, [state, transaction]])
+    if (request.session.user === undefined) {
+      // A browser that never finishes signing in keeps its store entry for 10 minutes only.
+      request.session.cookie.maxAge = transaction.expiresAt - now
+    }
+    return reply.redirect(url.href, 302)
+  }
+
+  function signInFailed (request: FastifyRequest, reply: FastifyReply, reason: string, returnTo: string, idpError?: string, logDetail?: string): FastifyReply {
+    request.log.warn({ event: 'sign_in_failed', reason, idpError, detail: logDetail }, 'sign-in failed')
+    const retry = '/oauth2/sign_in?rd=' + encodeURIComponent(returnTo)
+    const words = SIGN_IN_REASONS[reason] ?? 'The sign-in could not be completed.'
+    return reply.problem({
+      status: reason === 'idp_unavailable' ? 503 : 400,
+      error: 'sign_in_failed',
+      message: words,
+      page: {
+        title: "Sign-in didn't complete",
+        body: `<p>${escapeHtml(words)}</p><div class="actions"><a class="button" href="${escapeHtml(retry)}">Try signing in again</a></div>`,
+        detail: `Reason: ${reason}${idpError !== undefined ? ` (${idpError})` : ''}. Request id ${request.id}.`
+      },
+      json: { reason, idp_error: idpError }
+    })
+  }
+
+  async function roleValuesOf (oidc: Configuration, result: SignInResult): Promise<string[]> {
+    const rule = config.requiredRole
+    if (rule === undefined) return claimValues(result.claims, ['roles'])
+    if (rule.tokenKind === 'id') return claimValues(result.claims, rule.path)
+    if (rule.tokenKind === 'access') {
+      let claims: Claims
+      try {
+        claims = decodeJwt(result.accessToken) as Claims
+      } catch {
+        return [] // an opaque access token carries no roles: the rule then denies
+      }
+      return claimValues(claims, rule.path)
+    }
+    const sub = typeof result.claims.sub === 'string' ? result.claims.sub : ''
+    return claimValues(await fetchUserInfoClaims(oidc, result.accessToken, sub), rule.path)
+  }
+
+  async function handleCallback (request: FastifyRequest, reply: FastifyReply): Promise<boolean> {
+    const query = request.query as Record<string, unknown>
+    const state = typeof query.state === 'string' ? query.state : undefined
+    const pending = request.session.pending
+    const transaction: LoginTransaction | undefined = state !== undefined ? pending?.[state] : undefined
+
+    if (transaction === undefined || state === undefined) {
+      // Not ours. A signed-in user's request is the upstream's (LibreChat's own OpenID
+      // callback on the same path); for anyone else a sign-in response we cannot match
+      // gets an explanation instead of a silent restart.
+      if (request.session.user !== undefined) return false
+      if (state === undefined && query.code === undefined && query.error === undefined) return false
+      signInFailed(request, reply, 'state_unknown', '/')
+      return true
+    }
+
+    // Usable once: consumed before anything can fail.
+    const rest = { ...pending }
+    delete rest[state]
+    request.session.pending = rest
+    if (transaction.expiresAt <= Date.now()) {
+      signInFailed(request, reply, 'state_expired', transaction.returnTo)
+      return true
+    }
+
+    let oidc: Configuration
+    try {
+      oidc = await app.idp.get()
+    } catch {
+      idpUnavailable(reply)
+      return true
+    }
+
+    const callbackUrl = new URL(config.redirectUri)
+    const q = request.url.indexOf('?')
+    callbackUrl.search = q === -1 ? '' : request.url.slice(q)
+    let result: SignInResult
+    let roleValues: string[]
+    try {
+      result = await completeSignIn(oidc, { callbackUrl, state, transaction, allowedTenants })
+    } catch (err) {
+      if (err instanceof SignInError) signInFailed(request, reply, err.reason, transaction.returnTo, err.idpError, err.message)
+      else signInFailed(request, reply, 'token_invalid', transaction.returnTo, undefined, (err as Error).message)
+      return true
+    }
+    try {
+      roleValues = await roleValuesOf(oidc, result)
+    } catch (err) {
+      signInFailed(request, reply, 'userinfo_failed', transaction.returnTo, undefined, (err as Error).message)
+      return true
+    }
+
+    const identity = identityFromClaims(result.claims)
+    // A new session id at sign-in: whatever id the browser had before (possibly planted)
+    // is worth nothing afterwards.
+    await request.session.regenerate()
+    request.session.user = { ...identity, roleValues, forward: identityHeaders(identity), signedInAt: Date.now() }
+    request.session.tokens = {
+      idToken: result.idToken,
+      accessToken: result.accessToken,
+      refreshToken: result.refreshToken,
+      accessTokenExpiresAt: result.accessTokenExpiresAt,
+      scope: result.scope
+    }
+    request.log.info({ event: 'sign_in', user: identity.userId, tenant: identity.tenantId, ip: request.ip }, 'signed in')
+    reply.redirect(transaction.returnTo, 302)
+    return true
+  }
+
+  async function requireSignIn (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    const returnTo = safeReturnPath(request.url)
+    if (isNavigation(request.method, request.headers)) return await startSignIn(request, reply, returnTo)
+    return reply.code(401).headers(jsonHeaders).send(JSON.stringify({
+      error: 'unauthenticated',
+      message: 'Sign in first.',
+      login_url: `${config.publicOrigin}/oauth2/sign_in?rd=${encodeURIComponent(returnTo)}`
+    }))
+  }
+
+  app.decorate('signIn', { requireSignIn, handleCallback })
+
+  app.get('/oauth2/sign_in', async (request, reply) => {
+    const query = request.query as Record<string, unknown>
+    const prompt = typeof query.prompt === 'string' && PROMPTS.has(query.prompt) ? query.prompt : undefined
+    return await startSignIn(request, reply, safeReturnPath(query.rd), prompt)
+  })
+}
+
+export default fp(signInPlugin, { name: 'signin', fastify: '5.x', dependencies: ['session', 'discovery', 'pages'] })

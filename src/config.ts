@@ -1,0 +1,256 @@
+// The gateway's whole configuration: read from the environment once, validated once, typed.
+// Names follow LibreChat's "OpenID with Azure Entra" guide wherever the guide names a setting,
+// so an operator can reuse the same app registration and the same .env.
+import { isIP } from 'node:net'
+
+export type TokenKind = 'id' | 'access' | 'userinfo'
+export type SessionStoreKind = 'memory' | 'redis'
+
+export interface RequiredRole {
+  /** Any one of these admits the user (LibreChat splits OPENID_REQUIRED_ROLE on commas). */
+  roles: string[]
+  tokenKind: TokenKind
+  /** Dot path into the chosen token's claims, already split: `realm_access.roles` → ['realm_access', 'roles']. */
+  path: string[]
+}
+
+export interface GatewayConfig {
+  /** Issuer without a trailing slash (the guide writes one; Entra's metadata has none). */
+  issuer: string
+  /** Entra tenant id taken from the issuer path, when the issuer is tenant-specific. */
+  issuerTenantId: string | undefined
+  clientId: string
+  clientSecret: string
+  /** First one signs and encrypts; all verify (rotation signs nobody out). */
+  sessionSecrets: string[]
+  scope: string
+  callbackPath: string
+  /** DOMAIN_SERVER: the gateway's public origin; redirect_uri is built from it, never from Host. */
+  publicOrigin: string
+  redirectUri: string
+  clientUrl: string
+  useEndSessionEndpoint: boolean
+  postLogoutRedirectUri: string
+  port: number
+  host: string
+  upstreamUrl: string
+  upstreamHealthPath: string
+  sessionStore: SessionStoreKind
+  redisUrl: string | undefined
+  trustedProxies: string[]
+  logLevel: string
+  requiredRole: RequiredRole | undefined
+  sessionExpirySeconds: number
+  memoryStoreMaxSessions: number
+  /** Cookie name: `__Host-` prefixed and Secure when DOMAIN_SERVER is https. */
+  cookieName: string
+  secureCookies: boolean
+}
+
+export class ConfigError extends Error {
+  readonly problems: string[]
+  constructor (problems: string[]) {
+    super(problems.join('\n'))
+    this.name = 'ConfigError'
+    this.problems = problems
+  }
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
+const TOKEN_KINDS: TokenKind[] = ['id', 'access', 'userinfo']
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+export function isLoopbackHost (hostname: string): boolean {
+  const h = hostname.replace(/^\[|\]$/g, '')
+  if (h === 'localhost' || h.endsWith('.localhost')) return true
+  if (isIP(h) === 4) return h.startsWith('127.')
+  return h === '::1'
+}
+
+/**
+ * Reads and validates the configuration. Every problem found is reported at once, one line
+ * each, naming the variable and what is expected; secrets are never echoed back.
+ */
+export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+  const problems: string[] = []
+  const str = (name: string): string | undefined => {
+    const v = env[name]
+    if (v === undefined) return undefined
+    const t = v.trim()
+    return t === '' ? undefined : t
+  }
+  const required = (name: string, what: string): string => {
+    const v = str(name)
+    if (v === undefined) problems.push(`${name} is not set: ${what}.`)
+    return v ?? ''
+  }
+  const bool = (name: string, def: boolean): boolean => {
+    const v = str(name)
+    if (v === undefined) return def
+    if (/^(true|1|yes|on)$/i.test(v)) return true
+    if (/^(false|0|no|off)$/i.test(v)) return false
+    problems.push(`${name} must be true or false (got "${v}").`)
+    return def
+  }
+  const int = (name: string, def: number, min: number, max: number): number => {
+    const v = str(name)
+    if (v === undefined) return def
+    if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) {
+      problems.push(`${name} must be a whole number from ${min} to ${max} (got "${v}").`)
+      return def
+    }
+    return Number(v)
+  }
+  const httpUrl = (name: string, raw: string, what: string): URL | undefined => {
+    if (raw === '') return undefined
+    let u: URL
+    try {
+      u = new URL(raw)
+    } catch {
+      problems.push(`${name} must be an absolute URL such as ${what} (got "${raw}").`)
+      return undefined
+    }
+    if (u.protocol !== 'https:' && u.protocol !== 'http:') {
+      problems.push(`${name} must start with https:// (got "${raw}").`)
+      return undefined
+    }
+    if (u.username !== '' || u.password !== '') {
+      problems.push(`${name} must not contain a user name or password.`)
+      return undefined
+    }
+    return u
+  }
+
+  // --- the IdP
+  const issuerRaw = required('OPENID_ISSUER', 'set it to https://login.microsoftonline.com/<tenant-id>/v2.0')
+  const issuerUrl = httpUrl('OPENID_ISSUER', issuerRaw, 'https://login.microsoftonline.com/<tenant-id>/v2.0')
+  if (issuerUrl !== undefined) {
+    if (issuerUrl.protocol === 'http:' && !isLoopbackHost(issuerUrl.hostname)) {
+      problems.push('OPENID_ISSUER must use https:// (http:// is accepted only for a loopback test IdP).')
+    }
+    if (issuerUrl.search !== '' || issuerUrl.hash !== '') {
+      problems.push('OPENID_ISSUER must be the issuer URL itself, without a query or fragment.')
+    }
+    if (issuerUrl.pathname.includes('.well-known')) {
+      problems.push('OPENID_ISSUER must be the issuer (…/v2.0), not the .well-known discovery URL.')
+    }
+  }
+  const issuer = issuerUrl !== undefined ? issuerUrl.href.replace(/\/+$/, '') : ''
+  const firstSegment = issuerUrl?.pathname.split('/')[1] ?? ''
+  const issuerTenantId = GUID.test(firstSegment) ? firstSegment.toLowerCase() : undefined
+
+  const clientId = required('OPENID_CLIENT_ID', 'set it to the Application (client) ID of the app registration')
+  const clientSecret = required('OPENID_CLIENT_SECRET', 'set it to a client secret value of the app registration')
+
+  const secretRaw = required('OPENID_SESSION_SECRET', 'set it to a random string of at least 32 characters, e.g. the output of `openssl rand -hex 32`')
+  const sessionSecrets = secretRaw === '' ? [] : secretRaw.split(',').map(s => s.trim())
+  if (sessionSecrets.some(s => s.length < 32)) {
+    problems.push('OPENID_SESSION_SECRET must be at least 32 characters (each, when a comma-separated rotation list); generate one with `openssl rand -hex 32`.')
+  }
+
+  const scope = (str('OPENID_SCOPE') ?? 'openid profile email').split(/[\s,]+/).filter(Boolean)
+  if (!scope.includes('openid')) problems.push('OPENID_SCOPE must include "openid" (the guide uses "openid profile email").')
+
+  let callbackPath = str('OPENID_CALLBACK_URL') ?? '/oauth/openid/callback'
+  if (!callbackPath.startsWith('/') || callbackPath.startsWith('//') || /[?#\s\\]/.test(callbackPath)) {
+    problems.push(`OPENID_CALLBACK_URL must be a path starting with / such as /oauth/openid/callback (got "${callbackPath}").`)
+    callbackPath = '/oauth/openid/callback'
+  }
+
+  // --- where the gateway is reached
+  const domainServerRaw = required('DOMAIN_SERVER', "set it to the gateway's public URL, e.g. https://chat.example.com (http://localhost:3080 for local use)")
+  const domainServer = httpUrl('DOMAIN_SERVER', domainServerRaw, 'https://chat.example.com')
+  if (domainServer !== undefined && (domainServer.pathname !== '/' || domainServer.search !== '' || domainServer.hash !== '')) {
+    problems.push(`DOMAIN_SERVER must be an origin without a path, e.g. ${domainServer.origin} (got "${domainServerRaw}").`)
+  }
+  const publicOrigin = domainServer?.origin ?? ''
+  const clientUrlRaw = str('DOMAIN_CLIENT')
+  const clientUrl = clientUrlRaw !== undefined ? httpUrl('DOMAIN_CLIENT', clientUrlRaw, 'https://chat.example.com')?.href ?? '' : publicOrigin + '/'
+
+  const useEndSessionEndpoint = bool('OPENID_USE_END_SESSION_ENDPOINT', false)
+  const postLogoutRaw = str('OPENID_POST_LOGOUT_REDIRECT_URI')
+  const postLogoutRedirectUri = postLogoutRaw !== undefined
+    ? httpUrl('OPENID_POST_LOGOUT_REDIRECT_URI', postLogoutRaw, 'https://chat.example.com/')?.href ?? ''
+    : clientUrl
+
+  // --- the gateway itself
+  const port = int('PORT', 3080, 0, 65535)
+  const host = str('HOST') ?? '0.0.0.0'
+  const upstreamRaw = required('UPSTREAM_URL', 'set it to the app behind the gateway, e.g. http://api:3080 for LibreChat in docker compose')
+  const upstream = httpUrl('UPSTREAM_URL', upstreamRaw, 'http://api:3080')
+  if (upstream !== undefined && (upstream.search !== '' || upstream.hash !== '')) {
+    problems.push('UPSTREAM_URL must not have a query or fragment.')
+  }
+  const upstreamHealthPath = str('UPSTREAM_HEALTH_PATH') ?? '/health'
+  if (!upstreamHealthPath.startsWith('/')) problems.push('UPSTREAM_HEALTH_PATH must be a path starting with / (LibreChat: /health).')
+
+  const storeRaw = (str('SESSION_STORE') ?? 'memory').toLowerCase()
+  let sessionStore: SessionStoreKind = 'memory'
+  if (storeRaw === 'memory' || storeRaw === 'redis') sessionStore = storeRaw
+  else problems.push(`SESSION_STORE must be "memory" or "redis" (got "${storeRaw}").`)
+  const redisUrlRaw = str('REDIS_URL')
+  let redisUrl: string | undefined
+  if (sessionStore === 'redis') {
+    if (redisUrlRaw === undefined) problems.push('REDIS_URL is not set: SESSION_STORE=redis needs it, e.g. redis://redis:6379/0.')
+    else if (!/^rediss?:\/\//.test(redisUrlRaw)) problems.push('REDIS_URL must start with redis:// or rediss:// (e.g. redis://redis:6379/0).')
+    else redisUrl = redisUrlRaw
+  }
+
+  const trustedProxies = (str('TRUSTED_PROXIES') ?? '').split(',').map(s => s.trim()).filter(Boolean)
+  for (const cidr of trustedProxies) {
+    const [addr, bits, extra] = cidr.split('/')
+    const family = isIP(addr ?? '')
+    const maxBits = family === 6 ? 128 : 32
+    if (family === 0 || extra !== undefined || (bits !== undefined && (!/^\d+$/.test(bits) || Number(bits) > maxBits))) {
+      problems.push(`TRUSTED_PROXIES must be a comma-separated list of IP addresses or CIDRs such as 10.0.0.0/8 (bad entry "${cidr}").`)
+    }
+  }
+
+  const logLevel = (str('LOG_LEVEL') ?? 'info').toLowerCase()
+  if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} (got "${logLevel}").`)
+
+  // --- the guide's required role
+  const roleKindRaw = (str('OPENID_REQUIRED_ROLE_TOKEN_KIND') ?? 'id').toLowerCase()
+  let tokenKind: TokenKind = 'id'
+  if ((TOKEN_KINDS as string[]).includes(roleKindRaw)) tokenKind = roleKindRaw as TokenKind
+  else problems.push(`OPENID_REQUIRED_ROLE_TOKEN_KIND must be one of id, access, userinfo (got "${roleKindRaw}").`)
+  const rolePathRaw = str('OPENID_REQUIRED_ROLE_PARAMETER_PATH') ?? 'roles'
+  const rolePath = rolePathRaw.split('.')
+  if (rolePath.some(p => p === '')) problems.push(`OPENID_REQUIRED_ROLE_PARAMETER_PATH must be a dot path such as roles or realm_access.roles (got "${rolePathRaw}").`)
+  const roles = (str('OPENID_REQUIRED_ROLE') ?? '').split(',').map(s => s.trim()).filter(Boolean)
+  const requiredRole = roles.length > 0 ? { roles, tokenKind, path: rolePath } : undefined
+
+  const sessionExpirySeconds = int('SESSION_EXPIRY_SECONDS', 12 * 3600, 60, 90 * 24 * 3600)
+  const memoryStoreMaxSessions = int('SESSION_MEMORY_MAX', 100_000, 100, 10_000_000)
+
+  if (problems.length > 0) throw new ConfigError(problems)
+
+  const secureCookies = publicOrigin.startsWith('https:')
+  return {
+    issuer,
+    issuerTenantId,
+    clientId,
+    clientSecret,
+    sessionSecrets,
+    scope: scope.join(' '),
+    callbackPath,
+    publicOrigin,
+    redirectUri: publicOrigin + callbackPath,
+    clientUrl,
+    useEndSessionEndpoint,
+    postLogoutRedirectUri,
+    port,
+    host,
+    upstreamUrl: (upstream as URL).origin + (upstream as URL).pathname.replace(/\/+$/, ''),
+    upstreamHealthPath,
+    sessionStore,
+    redisUrl,
+    trustedProxies,
+    logLevel,
+    requiredRole,
+    sessionExpirySeconds,
+    memoryStoreMaxSessions,
+    cookieName: secureCookies ? '__Host-entra-gw' : 'entra-gw',
+    secureCookies
+  }
+}

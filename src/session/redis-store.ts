@@ -1,0 +1,61 @@
+// Redis session store: sessions survive restarts and are shared by replicas. Each entry
+// carries a TTL equal to its cookie's remaining life, so Redis expires it by itself.
+import { Redis } from 'ioredis'
+import type { Session } from 'fastify'
+import type { GatewayStore, StoredSession } from './store.js'
+import { ttlOf } from './store.js'
+
+export interface RedisStoreOptions {
+  url: string
+  defaultTtlMs: number
+  prefix?: string
+}
+
+export class RedisStore implements GatewayStore {
+  readonly kind = 'redis' as const
+  readonly client: Redis
+  readonly #prefix: string
+  readonly #defaultTtlMs: number
+
+  constructor (opts: RedisStoreOptions) {
+    // Fail fast instead of queueing commands while Redis is down: a request then gets a
+    // clear 503 rather than hanging, and /readyz reports the store as down.
+    this.client = new Redis(opts.url, {
+      lazyConnect: false,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      connectTimeout: 2000,
+      retryStrategy: (times) => Math.min(times * 200, 2000)
+    })
+    // Connection errors are reported through ping() and the failing request; without a
+    // listener ioredis would print every reconnect attempt as an unhandled error.
+    this.client.on('error', () => {})
+    this.#prefix = opts.prefix ?? 'entra-gw:sess:'
+    this.#defaultTtlMs = opts.defaultTtlMs
+  }
+
+  set (sessionId: string, session: Session, callback: (err?: unknown) => void): void {
+    const ttl = Math.ceil(ttlOf(session as StoredSession, this.#defaultTtlMs))
+    this.client.set(this.#prefix + sessionId, JSON.stringify(session), 'PX', ttl)
+      .then(() => callback(), callback)
+  }
+
+  get (sessionId: string, callback: (err: unknown, result?: Session | null) => void): void {
+    this.client.get(this.#prefix + sessionId).then(
+      (data) => callback(null, data === null ? null : JSON.parse(data) as Session),
+      (err: unknown) => callback(err)
+    )
+  }
+
+  destroy (sessionId: string, callback: (err?: unknown) => void): void {
+    this.client.del(this.#prefix + sessionId).then(() => callback(), callback)
+  }
+
+  async ping (): Promise<void> {
+    await this.client.ping()
+  }
+
+  async close (): Promise<void> {
+    this.client.disconnect()
+  }
+}

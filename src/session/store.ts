@@ -1,0 +1,19 @@
+// One interface for every session store, so the memory and Redis stores run the same tests.
+import type { SessionStore } from '@fastify/session'
+
+export interface GatewayStore extends SessionStore {
+  readonly kind: 'memory' | 'redis'
+  /** Resolves when the store answers; used by /readyz. */
+  ping: () => Promise<void>
+  close: () => Promise<void>
+}
+
+/** What @fastify/session hands a store: its own fields plus the cookie whose expiry bounds the entry. */
+export interface StoredSession { cookie?: { expires?: Date | string | null, originalMaxAge?: number | null } }
+
+/** Milliseconds until the session's cookie expires (the store entry must not outlive it). */
+export function ttlOf (session: StoredSession, fallbackMs: number): number {
+  const expires = session.cookie?.expires
+  if (expires != null) return Math.max(1, new Date(expires).getTime() - Date.now())
+  return session.cookie?.originalMaxAge ?? fallbackMs
+}
