@@ -5,6 +5,8 @@ import type { Session } from 'fastify'
 import type { GatewayStore, StoredSession } from './store.js'
 import { ttlOf } from './store.js'
 
+const CONNECT_WAIT_MS = 2000
+
 export interface RedisStoreOptions {
   url: string
   defaultTtlMs: number
@@ -34,25 +36,41 @@ export class RedisStore implements GatewayStore {
     this.#defaultTtlMs = opts.defaultTtlMs
   }
 
+  /** Waits (briefly) for a connection that is being made, e.g. right after start. */
+  async #ready (): Promise<Redis> {
+    const c = this.client
+    if (c.status === 'ready') return c
+    if (c.status === 'end') throw new Error('the Redis connection is closed')
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => { c.off('ready', onReady); reject(new Error(`Redis is not reachable (${c.status})`)) }, CONNECT_WAIT_MS)
+      const onReady = (): void => { clearTimeout(timer); resolve() }
+      c.once('ready', onReady)
+    })
+    return c
+  }
+
   set (sessionId: string, session: Session, callback: (err?: unknown) => void): void {
     const ttl = Math.ceil(ttlOf(session as StoredSession, this.#defaultTtlMs))
-    this.client.set(this.#prefix + sessionId, JSON.stringify(session), 'PX', ttl)
-      .then(() => callback(), callback)
+    const data = JSON.stringify(session)
+    this.#ready().then(c => c.set(this.#prefix + sessionId, data, 'PX', ttl)).then(() => callback(), callback)
   }
 
   get (sessionId: string, callback: (err: unknown, result?: Session | null) => void): void {
-    this.client.get(this.#prefix + sessionId).then(
+    const key = this.#prefix + sessionId
+    const c = this.client
+    const p = c.status === 'ready' ? c.get(key) : this.#ready().then(r => r.get(key))
+    p.then(
       (data) => callback(null, data === null ? null : JSON.parse(data) as Session),
       (err: unknown) => callback(err)
     )
   }
 
   destroy (sessionId: string, callback: (err?: unknown) => void): void {
-    this.client.del(this.#prefix + sessionId).then(() => callback(), callback)
+    this.#ready().then(c => c.del(this.#prefix + sessionId)).then(() => callback(), callback)
   }
 
   async ping (): Promise<void> {
-    await this.client.ping()
+    await (await this.#ready()).ping()
   }
 
   async close (): Promise<void> {

@@ -1,0 +1,945 @@
+/**
+ * A real OpenID Provider (panva's oidc-provider) shaped like Microsoft Entra ID, for the
+ * gateway's tests and `npm run demo`.
+ *
+ * What is Entra-like here, and why:
+ * - issuer `http://host:port/<tenantId>/v2.0` with the provider mounted under that path, so the
+ *   gateway is configured exactly as against login.microsoftonline.com;
+ * - discovery has no `code_challenge_methods_supported` (openid-client's supportsPKCE() is then
+ *   false, as with Entra) but S256 PKCE is still enforced when a client sends it;
+ * - claims oid/tid/roles/groups/ver go into the ID token (no userinfo round trip needed);
+ *   `sub` is pairwise per application, so `sub` != `oid`, exactly like Entra;
+ * - a refresh token whenever `offline_access` is requested (no `prompt=consent` needed),
+ *   rotated on every use;
+ * - access tokens are RS256 JWTs (aud = client id, `scp`, `roles`, `oid`, `tid`);
+ * - no consent screen: an app with admin consent never shows one.
+ *
+ * Known differences from Entra are listed at the end of this file.
+ */
+import { randomBytes, createHash } from 'node:crypto'
+import http from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { calculateJwkThumbprint, exportJWK, generateKeyPair, jwtVerify } from 'jose'
+// oidc-provider 9 ships no TypeScript declarations (and @types/oidc-provider describes v8 and is
+// not installed): the import is untyped and the subset we rely on is typed below.
+// @ts-ignore -- untyped module; `ts-ignore` rather than `ts-expect-error` so that adding types later does not break the build
+import OidcProvider, { errors as untypedErrors, interactionPolicy as untypedInteractionPolicy } from 'oidc-provider'
+
+// ---------------------------------------------------------------------------------------------
+// Public API
+// ---------------------------------------------------------------------------------------------
+
+export interface IdpUser {
+  /** Login name typed into the form (matched case-insensitively, as is `preferredUsername`). */
+  username: string;
+  password: string;
+  /** Entra object id: the stable user key, and the oidc-provider accountId. */
+  oid: string;
+  name: string;
+  email?: string;
+  preferredUsername: string;
+  /** App roles assigned for this app (`roles` claim); omitted from tokens when undefined/empty. */
+  roles?: string[];
+  /** Group object ids (`groups` claim); omitted when undefined. */
+  groups?: string[];
+  /** Merged over the standard claims, e.g. `_claim_names`/`_claim_sources` (group overage), `wids`. */
+  extraClaims?: Record<string, unknown>;
+}
+
+export interface IdpClient {
+  client_id: string;
+  client_secret: string;
+  redirect_uris: string[];
+  post_logout_redirect_uris?: string[];
+}
+
+export interface StartIdpOptions {
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** Default 0 (a free port). */
+  port?: number;
+  /** Default DEFAULT_TENANT_ID. */
+  tenantId?: string;
+  clients: IdpClient[];
+  users: IdpUser[];
+}
+
+export interface Idp {
+  /** `http://host:port/<tenantId>/v2.0`, no trailing slash. */
+  issuer: string;
+  /** `http://host:port`. */
+  origin: string;
+  tenantId: string;
+  /** The oidc-provider instance (typed subset; cast if you need more). */
+  provider: Provider;
+  /**
+   * Users keyed by `username` (a deep copy of `opts.users`). Mutable: change roles/groups/
+   * extraClaims here between sign-in and refresh; tokens read it at issue time.
+   */
+  users: Map<string, IdpUser>;
+  /** While down, every request (discovery, token, JWKS, login, ...) gets 503. */
+  setDown(down: boolean): void;
+  /** Closes the server and every open connection. */
+  close(): Promise<void>;
+}
+
+export const DEFAULT_TENANT_ID = '5f1c2b3a-7d4e-4c8b-9a6f-0e1d2c3b4a59'
+
+/** Every value is deep-frozen: copy before changing (startIdp copies for you). */
+export const DEMO_USERS: IdpUser[] = deepFreeze([
+  {
+    username: 'alice',
+    password: 'alice',
+    oid: '3b8e6f0a-1c2d-4e5f-8a9b-0c1d2e3f4a5b',
+    name: 'Alice Zoë Ångström',
+    email: 'alice@contoso.example',
+    preferredUsername: 'alice@contoso.example',
+    roles: ['ChatUser'],
+    groups: ['6a7b8c9d-0e1f-4a2b-9c3d-4e5f6a7b8c9d', 'c1d2e3f4-a5b6-4c7d-8e9f-0a1b2c3d4e5f'],
+  },
+  {
+    username: 'bob',
+    password: 'bob',
+    oid: '9d8c7b6a-5f4e-4d3c-b2a1-0f9e8d7c6b5a',
+    name: 'Bob Æsir Øvergård',
+    email: 'bob@contoso.example',
+    preferredUsername: 'bob@contoso.example',
+  },
+])
+
+/**
+ * The typed subset of oidc-provider's Provider used here and likely useful to tests.
+ * (See the import comment: the package has no declarations.)
+ */
+export interface Provider {
+  readonly issuer: string;
+  callback(): (req: IncomingMessage, res: ServerResponse) => Promise<void>;
+  use(middleware: (ctx: ProviderContext, next: () => Promise<void>) => Promise<void>): Provider;
+  on(event: string, listener: (...args: unknown[]) => void): Provider;
+  interactionDetails(req: IncomingMessage, res: ServerResponse): Promise<InteractionDetails>;
+  interactionFinished(
+    req: IncomingMessage,
+    res: ServerResponse,
+    result: Record<string, unknown>,
+    options?: { mergeWithLastSubmission?: boolean },
+  ): Promise<void>;
+  Grant: GrantClass;
+  RefreshToken: { find(value: string): Promise<{ jti: string; accountId: string; clientId: string; grantId: string; consumed?: number } | undefined> };
+}
+
+export interface InteractionDetails {
+  uid: string;
+  grantId?: string;
+  returnTo: string;
+  params: Record<string, unknown> & { client_id?: string; login_hint?: string; scope?: string };
+  prompt: {
+    name: string;
+    reasons: string[];
+    details: {
+      missingOIDCScope?: string[];
+      missingOIDCClaims?: string[];
+      missingResourceScopes?: Record<string, string[]>;
+    };
+  };
+  session?: { accountId?: string; uid?: string };
+}
+
+interface Grant {
+  accountId: string;
+  clientId: string;
+  addOIDCScope(scope: string): void;
+  addOIDCClaims(claims: string[]): void;
+  addResourceScope(indicator: string, scope: string): void;
+  save(): Promise<string>;
+}
+interface GrantClass {
+  new (init: { accountId: string; clientId: string }): Grant;
+  find(id: string): Promise<Grant | undefined>;
+}
+
+/** The parts of oidc-provider's Koa context that the configuration below touches. */
+interface ProviderContext {
+  method: string;
+  path: string;
+  origin: string;
+  query: Record<string, string | string[] | undefined>;
+  body: unknown;
+  type: string;
+  status: number;
+  oidc: {
+    route?: string;
+    body?: Record<string, unknown>;
+    params: { scope?: string } & Record<string, unknown>;
+    client?: OidcClient;
+    account?: { accountId: string };
+    session: { accountId?: string; grantIdFor(clientId: string): string | undefined };
+    result?: { consent?: { grantId?: string } };
+    requestParamOIDCScopes: Set<string>;
+    requestParamScopes: Set<string>;
+    resourceServers: Record<string, { scopes: Set<string> }>;
+  };
+}
+interface OidcClient {
+  clientId: string;
+  grantTypeAllowed(type: string): boolean;
+}
+interface OidcToken {
+  accountId?: string;
+  clientId?: string;
+  grantId?: string;
+  scope?: string;
+  scopes: Set<string>;
+}
+interface KoaLikeError extends Error {
+  error?: string;
+  error_description?: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Claims
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Which claims each scope releases. oidc-provider only emits configured claims, so every claim
+ * the gateway may read must be listed; Entra's directory claims ride on `openid` because Entra
+ * sends them regardless of scope. `_claim_names`/`_claim_sources` need no entry: oidc-provider
+ * passes them through for any released claim they name (e.g. `groups`).
+ */
+const ENTRA_OPENID_CLAIMS = [
+  'sub', 'oid', 'tid', 'ver', 'roles', 'groups', 'wids', 'hasgroups', 'idp', 'upn',
+  'unique_name', 'login_hint', 'acct', 'xms_pdl', 'xms_tpl',
+]
+const PROFILE_CLAIMS = ['name', 'preferred_username', 'given_name', 'family_name']
+const EMAIL_CLAIMS = ['email']
+
+function claimsConfig (users: Iterable<IdpUser>): Record<string, string[]> {
+  const known = new Set([...ENTRA_OPENID_CLAIMS, ...PROFILE_CLAIMS, ...EMAIL_CLAIMS])
+  const extra = new Set<string>()
+  for (const user of users) {
+    for (const key of Object.keys(user.extraClaims ?? {})) {
+      // Claims oidc-provider sets itself must not be declared as user claims.
+      if (!known.has(key) && !key.startsWith('_claim_') && !RESERVED_JWT_CLAIMS.has(key)) extra.add(key)
+    }
+  }
+  return {
+    openid: [...ENTRA_OPENID_CLAIMS, ...extra],
+    profile: PROFILE_CLAIMS,
+    email: EMAIL_CLAIMS,
+  }
+}
+const RESERVED_JWT_CLAIMS = new Set(['iss', 'aud', 'exp', 'iat', 'nbf', 'jti', 'nonce', 'azp', 'at_hash', 'c_hash', 'auth_time', 'acr', 'amr', 'sid'])
+
+/** All claims of a user, before scope filtering. `sub` is the accountId (oid): oidc-provider makes it pairwise. */
+function userClaims (user: IdpUser, tenantId: string): Record<string, unknown> {
+  const claims: Record<string, unknown> = {
+    sub: user.oid,
+    oid: user.oid,
+    tid: tenantId,
+    ver: '2.0',
+    name: user.name,
+    preferred_username: user.preferredUsername,
+    email: user.email,
+    // Entra omits `roles` when none are assigned, rather than sending [].
+    roles: user.roles?.length ? [...user.roles] : undefined,
+    groups: user.groups ? [...user.groups] : undefined,
+    ...structuredClone(user.extraClaims ?? {}),
+  }
+  for (const [key, value] of Object.entries(claims)) if (value === undefined) delete claims[key]
+  return claims
+}
+
+/** Entra's `sub` is per application; a stable hash of (client, oid) gives the same property. */
+function pairwiseSub (accountId: string, clientId: string): string {
+  return createHash('sha256').update(`${clientId}\0${accountId}`).digest('base64url')
+}
+
+// ---------------------------------------------------------------------------------------------
+// startIdp
+// ---------------------------------------------------------------------------------------------
+
+export async function startIdp (opts: StartIdpOptions): Promise<Idp> {
+  const host = opts.host ?? '127.0.0.1'
+  const tenantId = opts.tenantId ?? DEFAULT_TENANT_ID
+  // Deep copies: tests mutate `idp.users`, which must not leak into DEMO_USERS or other IdPs.
+  const users = new Map<string, IdpUser>(opts.users.map((u) => [u.username, structuredClone(u)]))
+  let down = false
+
+  const server = http.createServer()
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(opts.port ?? 0, host, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
+  const { port } = server.address() as AddressInfo
+  const origin = `http://${host.includes(':') ? `[${host}]` : host}:${port}`
+  const mountPath = `/${tenantId}/v2.0`
+  const issuer = `${origin}${mountPath}`
+
+  const findUserByOid = (oid: unknown): IdpUser | undefined => {
+    for (const user of users.values()) if (user.oid === oid) return user
+    return undefined
+  }
+  const findUserByLogin = (login: string): IdpUser | undefined => {
+    const wanted = login.trim().toLowerCase()
+    for (const user of users.values()) {
+      if (user.username.toLowerCase() === wanted || user.preferredUsername.toLowerCase() === wanted) return user
+    }
+    return undefined
+  }
+
+  // RS256 signing key, generated per IdP so no key material is shared or committed.
+  const { privateKey, publicKey } = await generateKeyPair('RS256', { modulusLength: 2048, extractable: true })
+  const signingJwk = await exportJWK(privateKey)
+  signingJwk.kid = await calculateJwkThumbprint(signingJwk)
+  signingJwk.alg = 'RS256'
+  signingJwk.use = 'sig'
+
+  const apiResource = (clientId: string): string => `api://${clientId}`
+
+  const provider: Provider = new OidcProvider(issuer, {
+    clients: opts.clients.map((c) => clientMetadata(c)),
+    jwks: { keys: [signingJwk] },
+    // Per-instance storage (the built-in one warns on every start).
+    adapter: createMemoryAdapterFactory(),
+    findAccount: async (_ctx: unknown, accountId: string) => {
+      if (!findUserByOid(accountId)) return undefined
+      return {
+        accountId,
+        // Called when each token is issued (sign-in AND refresh), so role changes made in
+        // `users` between the two show up, as they do in Entra.
+        claims: async () => {
+          const user = findUserByOid(accountId)
+          return user ? userClaims(user, tenantId) : { sub: accountId }
+        },
+      }
+    },
+    claims: claimsConfig(users.values()),
+    scopes: ['openid', 'offline_access', 'profile', 'email'],
+    subjectTypes: ['pairwise'],
+    pairwiseIdentifier: async (_ctx: unknown, accountId: string, client: OidcClient) => pairwiseSub(accountId, client.clientId),
+    // Only used to validate a sector_identifier_uri by fetching it; ours are placeholders (see clientMetadata).
+    sectorIdentifierUriValidate: () => false,
+    // Entra puts scope claims into the ID token.
+    conformIdTokenClaims: false,
+    responseTypes: ['code'],
+    clientAuthMethods: ['client_secret_basic', 'client_secret_post'],
+    enabledJWA: { idTokenSigningAlgValues: ['RS256'] },
+    clientDefaults: {
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      id_token_signed_response_alg: 'RS256',
+      token_endpoint_auth_method: 'client_secret_basic',
+    },
+    // Entra matches redirect_uri exactly and wants it sent; do not let clients get away without it.
+    allowOmittingSingleRegisteredRedirectUri: false,
+    // PKCE optional for confidential clients (as in Entra) but verified whenever a challenge was sent.
+    pkce: { required: () => false },
+    // Seconds of clock skew accepted for incoming JWTs (id_token_hint); Entra is lenient too.
+    clockTolerance: 60,
+    cookies: {
+      keys: [randomBytes(32).toString('base64url')],
+      // No `secure`: this IdP is served over plain http on loopback. Lax lets the top-level
+      // redirect back into /auth carry the cookies.
+      long: { httpOnly: true, sameSite: 'lax' },
+      short: { httpOnly: true, sameSite: 'lax' },
+    },
+    ttl: {
+      AccessToken: 3600,
+      IdToken: 3600,
+      AuthorizationCode: 600,
+      RefreshToken: 90 * 24 * 3600,
+      Grant: 90 * 24 * 3600,
+      Session: 14 * 24 * 3600,
+      Interaction: 3600,
+    },
+    // Entra rule: a refresh token exactly when offline_access was granted (made to survive the
+    // OIDC "offline_access needs prompt=consent" rule by restoreOfflineAccess below).
+    issueRefreshToken: async (_ctx: unknown, client: OidcClient, code: OidcToken) =>
+      client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access'),
+    rotateRefreshToken: true,
+    extraParams: {
+      domain_hint: null,
+      [OFFLINE_ACCESS_HOOK]: restoreOfflineAccess,
+    },
+    // Admin-consented app: every requested scope is granted without a consent screen. Called
+    // for each authorization request once a user is signed in.
+    loadExistingGrant: async (ctx: ProviderContext) => {
+      const { oidc } = ctx
+      const accountId = oidc.account?.accountId ?? oidc.session.accountId
+      const clientId = oidc.client?.clientId
+      if (!accountId || !clientId) return undefined
+      const grantId = oidc.result?.consent?.grantId ?? oidc.session.grantIdFor(clientId)
+      let grant = grantId ? await provider.Grant.find(grantId) : undefined
+      if (grant && grant.accountId !== accountId) grant = undefined
+      grant ??= new provider.Grant({ accountId, clientId })
+      grantEverythingRequested(grant, oidc)
+      await grant.save()
+      return grant
+    },
+    extraTokenClaims: async (_ctx: unknown, token: OidcToken) => {
+      // Entra access-token claims, so a gateway configured to read roles from the access token works.
+      const user = token.accountId ? findUserByOid(token.accountId) : undefined
+      if (!user) return undefined
+      const claims = userClaims(user, tenantId)
+      delete claims.sub // the JWT format sets (pairwise) sub itself
+      // JWT access tokens are not stored by oidc-provider, so revocation is only visible
+      // through their grant. Its id rides in `aio`, Entra's opaque "ignore me" claim.
+      return { ...claims, scp: token.scope ?? '', azp: token.clientId, aio: token.grantId }
+    },
+    interactions: {
+      policy: interactionPolicyWithSelectAccount(),
+      url: async (_ctx: unknown, interaction: { uid: string }) => `/interaction/${interaction.uid}`,
+    },
+    features: {
+      devInteractions: { enabled: false },
+      // Entra has none of these; leaving them on would advertise them in discovery.
+      dPoP: { enabled: false },
+      pushedAuthorizationRequests: { enabled: false },
+      // Replaced by our own /oidc/userinfo (see handleUserinfo): oidc-provider's userinfo
+      // refuses every access token that has an audience, i.e. every JWT access token.
+      userinfo: { enabled: false },
+      resourceIndicators: {
+        enabled: true,
+        // Every access token targets the app's own API, which makes it a JWT (opaque
+        // tokens are only for the built-in userinfo endpoint).
+        defaultResource: async (_ctx: unknown, client: OidcClient, oneOf?: string[]) =>
+          oneOf?.[0] ?? apiResource(client.clientId),
+        useGrantedResource: async () => true,
+        getResourceServerInfo: async (_ctx: unknown, resource: string, client: OidcClient) => {
+          if (resource !== apiResource(client.clientId)) throw new InvalidTarget()
+          return {
+            scope: 'openid profile email offline_access',
+            audience: client.clientId, // v2 access tokens for your own API carry aud = client id
+            accessTokenTTL: 3600,
+            accessTokenFormat: 'jwt',
+            jwt: { sign: { alg: 'RS256' } },
+          }
+        },
+      },
+      rpInitiatedLogout: {
+        enabled: true,
+        logoutSource,
+        postLogoutSuccessSource,
+      },
+    },
+    clientBasedCORS: () => false,
+    renderError,
+  })
+
+  // Discovery: shape it like Entra's document.
+  provider.use(async (ctx, next) => {
+    await next()
+    if (ctx.path === '/.well-known/openid-configuration' && ctx.body && typeof ctx.body === 'object') {
+      const body = ctx.body as Record<string, unknown>
+      delete body.code_challenge_methods_supported
+      delete body.authorization_response_iss_parameter_supported
+      delete body.claims_parameter_supported
+      // Entra's userinfo lives outside the issuer path too (graph.microsoft.com/oidc/userinfo).
+      // Same origin as the other endpoints (which follow the request's Host header).
+      body.userinfo_endpoint = new URL('/oidc/userinfo', String(body.token_endpoint)).href
+      body.tenant_region_scope = 'EU'
+      body.cloud_instance_name = 'microsoftonline.com'
+    }
+  })
+  provider.on('server_error', (_ctx: unknown, err: unknown) => {
+    console.error('[dev idp] server_error', err)
+  })
+
+  const providerCallback = provider.callback()
+  const interactions = makeInteractionHandlers(provider, findUserByLogin)
+  const handleUserinfo = makeUserinfoHandler({
+    provider,
+    issuer,
+    tenantId,
+    publicKey,
+    findUserByOid,
+  })
+
+  const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    if (down) {
+      sendJson(res, 503, { error: 'temporarily_unavailable', error_description: 'The identity provider is down (simulated).' }, { 'Retry-After': '1' })
+      return
+    }
+    const rawUrl = req.url ?? '/'
+    const rest = rawUrl.startsWith(mountPath) ? rawUrl.slice(mountPath.length) : undefined
+    if (rest !== undefined && (rest === '' || rest.startsWith('/') || rest.startsWith('?'))) {
+      // Mount like express's app.use(mountPath, ...): oidc-provider derives the public
+      // endpoint URLs from the prefix of `originalUrl` that precedes `url`.
+      (req as IncomingMessage & { originalUrl?: string }).originalUrl = rawUrl
+      req.url = rest.startsWith('/') ? rest : `/${rest}`
+      await providerCallback(req, res)
+      return
+    }
+    const pathname = new URL(rawUrl, origin).pathname
+    const interaction = /^\/interaction\/([A-Za-z0-9_-]+)$/.exec(pathname)
+    if (interaction?.[1]) {
+      await interactions(req, res, interaction[1])
+      return
+    }
+    if (pathname === '/oidc/userinfo') {
+      await handleUserinfo(req, res)
+      return
+    }
+    sendJson(res, 404, { error: 'not_found', issuer })
+  }
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    route(req, res).catch((err: unknown) => {
+      console.error('[dev idp] unhandled error', err)
+      if (!res.headersSent) sendHtml(res, 500, page('Server error', '<p>Unexpected error in the development IdP.</p>'))
+      else res.destroy()
+    })
+  })
+
+  return {
+    issuer,
+    origin,
+    tenantId,
+    provider,
+    users,
+    setDown (value: boolean) {
+      down = value
+    },
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.close((err) => (err ? reject(err) : resolve()))
+        // Keep-alive sockets (fetch's pool) would otherwise hold close() and tap open.
+        server.closeAllConnections()
+      }),
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Provider configuration helpers
+// ---------------------------------------------------------------------------------------------
+
+const { Prompt, base: basePolicy } = untypedInteractionPolicy as {
+  Prompt: new (opts: { name: string; requestable: boolean }) => unknown;
+  base: () => unknown[] & { add(prompt: unknown, index?: number): void };
+}
+
+const { InvalidTarget } = untypedErrors as { InvalidTarget: new (description?: string) => Error }
+
+/** Entra accepts prompt=select_account; oidc-provider only knows the prompts in its policy. */
+function interactionPolicyWithSelectAccount (): unknown[] {
+  const policy = basePolicy()
+  policy.add(new Prompt({ name: 'select_account', requestable: true }), 0)
+  return policy
+}
+
+function clientMetadata (c: IdpClient): Record<string, unknown> {
+  const hosts = new Set(c.redirect_uris.map((u) => new URL(u).host))
+  return {
+    client_id: c.client_id,
+    client_secret: c.client_secret,
+    redirect_uris: c.redirect_uris,
+    post_logout_redirect_uris: c.post_logout_redirect_uris ?? [],
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    subject_type: 'pairwise',
+    // Pairwise clients whose redirect URIs span several hosts must name a sector. Ours is a
+    // placeholder: it is never fetched (sectorIdentifierUriValidate) and pairwiseIdentifier
+    // keys on the client id, as Entra does.
+    ...(hosts.size > 1 ? { sector_identifier_uri: `https://sector.invalid/${encodeURIComponent(c.client_id)}` } : {}),
+  }
+}
+
+/**
+ * Name of a pseudo authorization parameter whose validator is really a hook: oidc-provider runs
+ * every extraParams validator on every authorization request, right after it has removed
+ * `offline_access` from the scope because `prompt=consent` is absent (OIDC Core 11). That is the
+ * only place to put it back before the code is minted, which is what makes refresh tokens
+ * appear whenever offline_access is requested, as with Entra.
+ */
+const OFFLINE_ACCESS_HOOK = 'x_dev_idp_offline_access'
+
+async function restoreOfflineAccess (ctx: ProviderContext, _value: unknown, client: OidcClient): Promise<void> {
+  const raw = ctx.method === 'POST' ? ctx.oidc.body?.scope : ctx.query.scope
+  if (typeof raw !== 'string' || !raw.split(' ').includes('offline_access')) return
+  if (!client.grantTypeAllowed('refresh_token')) return
+  const scopes = new Set(ctx.oidc.params.scope?.split(' ') ?? [])
+  if (scopes.has('offline_access')) return
+  scopes.add('offline_access')
+  ctx.oidc.params.scope = [...scopes].join(' ')
+}
+
+function grantEverythingRequested (grant: Grant, oidc: ProviderContext['oidc']): void {
+  const oidcScope = [...oidc.requestParamOIDCScopes].join(' ')
+  if (oidcScope) grant.addOIDCScope(oidcScope)
+  for (const [indicator, server] of Object.entries(oidc.resourceServers)) {
+    const scope = [...oidc.requestParamScopes].filter((s) => server.scopes.has(s)).join(' ')
+    if (scope) grant.addResourceScope(indicator, scope)
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Storage: a small per-provider in-memory adapter
+// ---------------------------------------------------------------------------------------------
+
+interface StoredEntry {
+  payload: Record<string, unknown>;
+  expiresAt: number; // epoch ms; Infinity when no expiry
+}
+
+/**
+ * oidc-provider's adapter contract (find/upsert/consume/destroy/findByUid/findByUserCode/
+ * revokeByGrantId). Expiry is checked on read; the map is swept every few hundred writes so a
+ * long demo does not grow without bound.
+ */
+function createMemoryAdapterFactory (): (model: string) => object {
+  const entries = new Map<string, StoredEntry>()
+  const byGrant = new Map<string, Set<string>>()
+  const bySessionUid = new Map<string, string>()
+  const byUserCode = new Map<string, string>()
+  let writes = 0
+
+  const live = (key: string): StoredEntry | undefined => {
+    const entry = entries.get(key)
+    if (entry && entry.expiresAt <= Date.now()) {
+      entries.delete(key)
+      return undefined
+    }
+    return entry
+  }
+  const sweep = (): void => {
+    const now = Date.now()
+    for (const [key, entry] of entries) if (entry.expiresAt <= now) entries.delete(key)
+    for (const [grantId, keys] of byGrant) {
+      for (const key of keys) if (!entries.has(key)) keys.delete(key)
+      if (keys.size === 0) byGrant.delete(grantId)
+    }
+    for (const [uid, id] of bySessionUid) if (!entries.has(`Session:${id}`)) bySessionUid.delete(uid)
+    for (const [code, id] of byUserCode) if (!entries.has(`DeviceCode:${id}`)) byUserCode.delete(code)
+  }
+
+  return (model: string) => {
+    const key = (id: string) => `${model}:${id}`
+    return {
+      async upsert (id: string, payload: Record<string, unknown>, expiresIn?: number) {
+        const expiresAt = typeof expiresIn === 'number' ? Date.now() + expiresIn * 1000 : Infinity
+        entries.set(key(id), { payload, expiresAt })
+        if (typeof payload.grantId === 'string') {
+          let keys = byGrant.get(payload.grantId)
+          if (!keys) byGrant.set(payload.grantId, (keys = new Set()))
+          keys.add(key(id))
+        }
+        if (model === 'Session' && typeof payload.uid === 'string') bySessionUid.set(payload.uid, id)
+        if (typeof payload.userCode === 'string') byUserCode.set(payload.userCode, id)
+        if (++writes % 500 === 0) sweep()
+      },
+      async find (id: string) {
+        return live(key(id))?.payload
+      },
+      async findByUid (uid: string) {
+        const id = bySessionUid.get(uid)
+        return id ? live(`Session:${id}`)?.payload : undefined
+      },
+      async findByUserCode (userCode: string) {
+        const id = byUserCode.get(userCode)
+        return id ? live(key(id))?.payload : undefined
+      },
+      async consume (id: string) {
+        const entry = live(key(id))
+        if (entry) entry.payload.consumed = Math.floor(Date.now() / 1000)
+      },
+      async destroy (id: string) {
+        entries.delete(key(id))
+      },
+      async revokeByGrantId (grantId: string) {
+        const keys = byGrant.get(grantId)
+        if (!keys) return
+        for (const k of keys) {
+          if (k.startsWith(`${model}:`)) {
+            entries.delete(k)
+            keys.delete(k)
+          }
+        }
+        if (keys.size === 0) byGrant.delete(grantId)
+      },
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Login interaction (our own, not devInteractions)
+// ---------------------------------------------------------------------------------------------
+
+type InteractionHandler = (req: IncomingMessage, res: ServerResponse, uid: string) => Promise<void>
+
+function makeInteractionHandlers (
+  provider: Provider,
+  findUserByLogin: (login: string) => IdpUser | undefined
+): InteractionHandler {
+  return async (req, res, uid) => {
+    let details: InteractionDetails
+    try {
+      details = await provider.interactionDetails(req, res)
+    } catch (err) {
+      // Missing/expired interaction cookie (e.g. the login page was reloaded after finishing).
+      sendHtml(res, 400, page('Sign-in expired', `<h1>Sign-in expired</h1><p role="alert">${escapeHtml(describeError(err))}. Go back to the application and sign in again.</p>`))
+      return
+    }
+    if (details.uid !== uid) {
+      sendHtml(res, 400, page('Sign-in mismatch', '<h1>Sign-in mismatch</h1><p role="alert">This sign-in page does not belong to the current sign-in. Start again from the application.</p>'))
+      return
+    }
+    const promptName = details.prompt.name
+    const clientId = String(details.params.client_id ?? '')
+
+    if (promptName === 'consent') {
+      // Only reachable with an explicit prompt=consent: admin consent means no screen.
+      const grant = details.grantId ? await provider.Grant.find(details.grantId) : undefined
+      const accountId = details.session?.accountId
+      if (!accountId) throw new Error('consent prompt without a signed-in account')
+      const g = grant ?? new provider.Grant({ accountId, clientId })
+      const d = details.prompt.details
+      if (d.missingOIDCScope?.length) g.addOIDCScope(d.missingOIDCScope.join(' '))
+      if (d.missingOIDCClaims?.length) g.addOIDCClaims(d.missingOIDCClaims)
+      for (const [indicator, scopes] of Object.entries(d.missingResourceScopes ?? {})) {
+        if (scopes.length) g.addResourceScope(indicator, scopes.join(' '))
+      }
+      await provider.interactionFinished(req, res, { consent: { grantId: await g.save() } }, { mergeWithLastSubmission: true })
+      return
+    }
+    if (promptName !== 'login' && promptName !== 'select_account') {
+      sendHtml(res, 400, page('Unsupported prompt', `<h1>Unsupported prompt</h1><p role="alert">${escapeHtml(promptName)}</p>`))
+      return
+    }
+
+    const loginHint = typeof details.params.login_hint === 'string' ? details.params.login_hint : ''
+    if (req.method === 'GET' || req.method === 'HEAD') {
+      sendHtml(res, 200, loginPage({ uid, clientId, username: loginHint }))
+      return
+    }
+    if (req.method !== 'POST') {
+      sendHtml(res, 405, page('Method not allowed', '<h1>Method not allowed</h1>'), { Allow: 'GET, POST' })
+      return
+    }
+
+    const form = new URLSearchParams(await readBody(req, 64 * 1024))
+    const username = form.get('username') ?? ''
+    const password = form.get('password') ?? ''
+    const user = username ? findUserByLogin(username) : undefined
+    if (!user || user.password !== password) {
+      // 401 (not 200) so scripted clients can tell a rejected login from a fresh form.
+      sendHtml(res, 401, loginPage({ uid, clientId, username, error: 'Your account or password is incorrect.' }))
+      return
+    }
+    const result: Record<string, unknown> = { login: { accountId: user.oid, amr: ['pwd'] } }
+    if (promptName === 'select_account') result.select_account = {}
+    // 303 to the provider's resume URL; it then redirects to the client with the code.
+    await provider.interactionFinished(req, res, result, { mergeWithLastSubmission: false })
+  }
+}
+
+function loginPage (opts: { uid: string; clientId: string; username: string; error?: string }): string {
+  const action = `/interaction/${encodeURIComponent(opts.uid)}`
+  const error = opts.error
+    ? `<p id="login-error" class="error" role="alert">${escapeHtml(opts.error)}</p>`
+    : ''
+  const describedBy = opts.error ? ' aria-describedby="login-error" aria-invalid="true"' : ''
+  return page('Sign in to your account', `
+  <h1>Sign in</h1>
+  <p>to continue to <strong>${escapeHtml(opts.clientId)}</strong></p>
+  ${error}
+  <form id="login-form" method="post" action="${escapeHtml(action)}" autocomplete="on">
+    <p>
+      <label for="username">Username</label><br>
+      <input id="username" name="username" type="text" autocomplete="username" autocapitalize="none" spellcheck="false" required${opts.username ? '' : ' autofocus'} value="${escapeHtml(opts.username)}"${describedBy}>
+    </p>
+    <p>
+      <label for="password">Password</label><br>
+      <input id="password" name="password" type="password" autocomplete="current-password" required${opts.username ? ' autofocus' : ''}${describedBy}>
+    </p>
+    <p><button type="submit" id="sign-in">Sign in</button></p>
+  </form>`)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Userinfo (Entra-like: accepts the JWT access tokens this IdP issues)
+// ---------------------------------------------------------------------------------------------
+
+function makeUserinfoHandler (deps: {
+  provider: Provider;
+  issuer: string;
+  tenantId: string;
+  publicKey: CryptoKey;
+  findUserByOid: (oid: unknown) => IdpUser | undefined;
+}): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
+  const scopeClaims: Record<string, string[]> = {
+    openid: ENTRA_OPENID_CLAIMS,
+    profile: PROFILE_CLAIMS,
+    email: EMAIL_CLAIMS,
+  }
+  const unauthorized = (res: ServerResponse, description: string) =>
+    sendJson(res, 401, { error: 'invalid_token', error_description: description }, {
+      'WWW-Authenticate': `Bearer error="invalid_token", error_description="${description.replace(/"/g, "'")}"`,
+    })
+
+  return async (req, res) => {
+    if (req.method !== 'GET' && req.method !== 'POST') {
+      sendJson(res, 405, { error: 'invalid_request' }, { Allow: 'GET, POST' })
+      return
+    }
+    const match = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')
+    if (!match?.[1]) {
+      sendJson(res, 401, { error: 'invalid_request', error_description: 'no access token provided' }, { 'WWW-Authenticate': 'Bearer' })
+      return
+    }
+    let payload: Record<string, unknown>
+    try {
+      ({ payload } = await jwtVerify(match[1], deps.publicKey, { issuer: deps.issuer, algorithms: ['RS256'], typ: 'at+jwt' }))
+    } catch (err) {
+      unauthorized(res, `access token invalid: ${describeError(err)}`)
+      return
+    }
+    // The JWT may verify yet be revoked (sign-out, refresh-token replay): its grant is gone then.
+    const grant = typeof payload.aio === 'string' ? await deps.provider.Grant.find(payload.aio) : undefined
+    if (!grant || grant.clientId !== payload.client_id) {
+      unauthorized(res, 'access token revoked')
+      return
+    }
+    const user = deps.findUserByOid(grant.accountId)
+    if (!user) {
+      unauthorized(res, 'user no longer exists')
+      return
+    }
+    const all = userClaims(user, deps.tenantId)
+    all.sub = pairwiseSub(user.oid, grant.clientId)
+    const scopes = String(payload.scope ?? '').split(' ')
+    const allowed = new Set(scopes.flatMap((s) => scopeClaims[s] ?? []))
+    const out: Record<string, unknown> = {}
+    for (const [key, value] of Object.entries(all)) {
+      if (allowed.has(key) || key.startsWith('_claim_') || !isKnownClaim(key)) out[key] = value
+    }
+    sendJson(res, 200, out)
+  }
+}
+
+function isKnownClaim (name: string): boolean {
+  return ENTRA_OPENID_CLAIMS.includes(name) || PROFILE_CLAIMS.includes(name) || EMAIL_CLAIMS.includes(name)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pages
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * RP-initiated logout page. oidc-provider passes a form with the xsrf token; we add
+ * `logout=yes` (sign out of the whole IdP session, as Entra does) and a visible button, all
+ * inside the form, so a scripted client can just submit the form as is.
+ */
+async function logoutSource (ctx: ProviderContext, form: string): Promise<void> {
+  const completed = form.replace(
+    '</form>',
+    '<input type="hidden" name="logout" value="yes"/><button type="submit" id="sign-out" autofocus>Sign out</button></form>'
+  )
+  ctx.type = 'html'
+  ctx.body = page('Sign out', `<h1>Sign out</h1><p>Sign out of the development identity provider?</p>${completed}`)
+}
+
+async function postLogoutSuccessSource (ctx: ProviderContext): Promise<void> {
+  ctx.type = 'html'
+  ctx.body = page('Signed out', '<h1 id="signed-out">You signed out of your account</h1><p>It\'s a good idea to close all browser windows.</p>')
+}
+
+async function renderError (ctx: ProviderContext, out: Record<string, unknown>): Promise<void> {
+  ctx.type = 'html'
+  const rows = Object.entries(out)
+    .map(([k, v]) => `<dt>${escapeHtml(k)}</dt><dd>${escapeHtml(String(v))}</dd>`)
+    .join('')
+  ctx.body = page('Sign-in error', `<h1>Sorry, but we're having trouble signing you in.</h1><dl id="error">${rows}</dl>`)
+}
+
+function page (title: string, body: string): string {
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${escapeHtml(title)}</title>
+<style>
+body{font-family:system-ui,sans-serif;max-width:28rem;margin:3rem auto;padding:0 1rem;line-height:1.4}
+input{width:100%;padding:.4rem;font-size:1rem;box-sizing:border-box}
+button{padding:.5rem 1.5rem;font-size:1rem}
+.error{color:#a80000}
+</style>
+</head>
+<body>
+<main>
+${body}
+</main>
+</body>
+</html>`
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small utilities
+// ---------------------------------------------------------------------------------------------
+
+const PAGE_HEADERS = {
+  'Cache-Control': 'no-store',
+  // No scripts anywhere on these pages. No form-action: Chromium applies it to the redirects
+  // that follow a form post, which would block the redirect back to the application.
+  'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+  'X-Content-Type-Options': 'nosniff',
+}
+
+function sendHtml (res: ServerResponse, status: number, html: string, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { ...PAGE_HEADERS, 'Content-Type': 'text/html; charset=utf-8', ...headers })
+  res.end(html)
+}
+
+function sendJson (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store', ...headers })
+  res.end(JSON.stringify(body))
+}
+
+function readBody (req: IncomingMessage, limit: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length
+      if (size > limit) {
+        reject(new Error('request body too large'))
+        req.destroy()
+        return
+      }
+      chunks.push(chunk)
+    })
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')))
+    req.on('error', reject)
+  })
+}
+
+function escapeHtml (value: string): string {
+  return value.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
+}
+
+function describeError (err: unknown): string {
+  const e = err as KoaLikeError
+  return e?.error_description ?? e?.message ?? String(err)
+}
+
+function deepFreeze<T> (value: T): T {
+  if (value && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v)
+    Object.freeze(value)
+  }
+  return value
+}
+
+/*
+ * Known differences from Entra ID (deliberate or inherited from oidc-provider):
+ * - Replaying a rotated (already used) refresh token fails with invalid_grant AND revokes the
+ *   whole grant, including the newest refresh token. Entra leaves the newest one valid. A
+ *   gateway must store the newest refresh token and serialise refreshes either way.
+ * - A refresh request cannot switch resource (Entra redeems a refresh token for Graph or
+ *   another API); only scopes of the original request are accepted.
+ * - Access tokens carry `typ: at+jwt` (RFC 9068) where Entra sends `typ: JWT`.
+ * - Claims named in `extraClaims` are released only if they are Entra claims listed above or
+ *   were present in some user's `extraClaims` at start (`_claim_names`/`_claim_sources` always).
+ */

@@ -1,0 +1,46 @@
+// A real redis-server on a free loopback port, for the Redis session store tests.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createServer } from 'node:net'
+import { once } from 'node:events'
+
+export interface RedisServer { url: string, port: number, stop: () => Promise<void> }
+
+export async function freePort (): Promise<number> {
+  const srv = createServer()
+  srv.listen(0, '127.0.0.1')
+  await once(srv, 'listening')
+  const port = (srv.address() as { port: number }).port
+  srv.close()
+  await once(srv, 'close')
+  return port
+}
+
+export async function startRedis (): Promise<RedisServer> {
+  const port = await freePort()
+  let child: ChildProcess
+  try {
+    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  } catch {
+    throw new Error('redis-server is not installed: run `npm run test:setup` or apt-get install redis-server')
+  }
+  // Ready when it says so on stdout; an early exit or spawn error fails loudly.
+  await new Promise<void>((resolve, reject) => {
+    let out = ''
+    child.once('error', () => reject(new Error('redis-server is not installed: run `npm run test:setup` or apt-get install redis-server')))
+    child.once('exit', code => reject(new Error(`redis-server exited with ${String(code)}: ${out}`)))
+    child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString()
+      if (out.includes('Ready to accept connections')) resolve()
+    })
+  })
+  child.removeAllListeners('exit')
+  return {
+    url: `redis://127.0.0.1:${port}/0`,
+    port,
+    stop: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return
+      child.kill('SIGKILL')
+      await once(child, 'exit')
+    }
+  }
+}

@@ -1,0 +1,95 @@
+// Starts the real parts for an end-to-end test: the Entra-shaped IdP (oidc-provider), the
+// demo upstream, and the gateway from buildApp, all on free loopback ports. Log lines are
+// captured so tests can check what the gateway says (and that it never says a secret).
+import { Writable } from 'node:stream'
+import type { FastifyInstance } from 'fastify'
+import { buildApp } from '../../src/app.js'
+import { loadConfig, type GatewayConfig } from '../../src/config.js'
+import { loggerOptions } from '../../src/logger.js'
+import type { GatewayStore } from '../../src/session/store.js'
+import { startIdp, DEMO_USERS, type Idp, type IdpUser } from '../../dev/idp.js'
+import { startUpstream, type Upstream } from '../../dev/upstream.js'
+import { freePort } from './redis.js'
+
+export const CLIENT_ID = 'gateway-test-client'
+export const CLIENT_SECRET = 'gateway-test-secret-value-0123456789'
+export const SESSION_SECRET = 'test-session-secret-0123456789-abcdefghij'
+
+export interface Stack {
+  idp: Idp
+  upstream: Upstream
+  app: FastifyInstance
+  config: GatewayConfig
+  url: string
+  logs: Array<Record<string, unknown>>
+  /** Every log line as written, to search for secrets. */
+  rawLogs: () => string
+  close: () => Promise<void>
+}
+
+export interface StackOptions {
+  env?: Record<string, string | undefined>
+  users?: IdpUser[]
+  store?: GatewayStore
+  /** Reuse an IdP (e.g. one started earlier or deliberately down). */
+  idp?: Idp
+  /** Point the gateway at this issuer instead of the IdP's (e.g. an unreachable one). */
+  issuer?: string
+  upstream?: Upstream
+}
+
+export function logCapture (): { stream: Writable, logs: Array<Record<string, unknown>>, raw: string[] } {
+  const logs: Array<Record<string, unknown>> = []
+  const raw: string[] = []
+  const stream = new Writable({
+    write (chunk: Buffer, _enc, cb) {
+      const text = chunk.toString()
+      raw.push(text)
+      for (const line of text.split('\n')) if (line.trim() !== '') logs.push(JSON.parse(line) as Record<string, unknown>)
+      cb()
+    }
+  })
+  return { stream, logs, raw }
+}
+
+export async function startStack (opts: StackOptions = {}): Promise<Stack> {
+  const port = await freePort()
+  const origin = `http://127.0.0.1:${port}`
+  const env = { ...opts.env }
+  const callback = env.OPENID_CALLBACK_URL ?? '/oauth/openid/callback'
+  const idp = opts.idp ?? await startIdp({
+    clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [origin + callback], post_logout_redirect_uris: [origin + '/', origin + '/bye'] }],
+    users: opts.users ?? DEMO_USERS
+  })
+  const upstream = opts.upstream ?? await startUpstream()
+  const config = loadConfig({
+    OPENID_ISSUER: (opts.issuer ?? idp.issuer) + '/', // the guide's form, with a trailing slash
+    OPENID_CLIENT_ID: CLIENT_ID,
+    OPENID_CLIENT_SECRET: CLIENT_SECRET,
+    OPENID_SESSION_SECRET: SESSION_SECRET,
+    DOMAIN_SERVER: origin,
+    UPSTREAM_URL: upstream.url,
+    HOST: '127.0.0.1',
+    PORT: String(port),
+    LOG_LEVEL: 'info',
+    ...env
+  })
+  const capture = logCapture()
+  const app = await buildApp(config, { logger: { ...(loggerOptions(config) as object), stream: capture.stream }, store: opts.store })
+  await app.listen({ port, host: '127.0.0.1' })
+  return {
+    idp,
+    upstream,
+    app,
+    config,
+    url: origin,
+    logs: capture.logs,
+    rawLogs: () => capture.raw.join(''),
+    close: async () => {
+      await app.close()
+      // A test may already have stopped a dependency on purpose.
+      if (opts.upstream === undefined) await upstream.close().catch(() => {})
+      if (opts.idp === undefined) await idp.close().catch(() => {})
+    }
+  }
+}

@@ -1,0 +1,276 @@
+// The Entra-shaped development IdP, checked through openid-client exactly as the gateway uses it.
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import t from 'tap'
+import * as client from 'openid-client'
+import { createLocalJWKSet, decodeJwt, jwtVerify, type JSONWebKeySet } from 'jose'
+import { startIdp, DEMO_USERS, DEFAULT_TENANT_ID, type Idp } from '../dev/idp.js'
+import { Browser, SignInError, parseForms, signIn, submitForm } from './helpers/browser.js'
+
+const CLIENT_ID = 'idp-test-client'
+const CLIENT_SECRET = 'idp-test-secret-0123456789'
+const ALICE = DEMO_USERS[0]!
+
+/** Stands in for the gateway's callback: the test only needs the redirect URL itself. */
+async function startRedirectTarget (): Promise<{ origin: string, close: () => Promise<void> }> {
+  const server = http.createServer((_req, res) => {
+    res.writeHead(200, { 'Content-Type': 'text/plain' })
+    res.end('callback reached')
+  })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as AddressInfo
+  return {
+    origin: `http://127.0.0.1:${port}`,
+    close: async () => await new Promise<void>(resolve => {
+      server.close(() => resolve())
+      server.closeAllConnections()
+    })
+  }
+}
+
+interface Flow {
+  url: URL
+  verifier: string
+  state: string
+  nonce: string
+}
+
+async function authorizationUrl (config: client.Configuration, redirectUri: string, scope: string, extra: Record<string, string> = {}): Promise<Flow> {
+  const verifier = client.randomPKCECodeVerifier()
+  const state = client.randomState()
+  const nonce = client.randomNonce()
+  const url = client.buildAuthorizationUrl(config, {
+    redirect_uri: redirectUri,
+    scope,
+    code_challenge: await client.calculatePKCECodeChallenge(verifier),
+    code_challenge_method: 'S256',
+    state,
+    nonce,
+    ...extra
+  })
+  return { url, verifier, state, nonce }
+}
+
+async function redeem (config: client.Configuration, flow: Flow, callbackUrl: string): Promise<client.TokenEndpointResponse & client.TokenEndpointResponseHelpers> {
+  return await client.authorizationCodeGrant(config, new URL(callbackUrl), {
+    pkceCodeVerifier: flow.verifier,
+    expectedState: flow.state,
+    expectedNonce: flow.nonce,
+    idTokenExpected: true
+  })
+}
+
+t.test('Entra-shaped IdP', async t => {
+  const target = await startRedirectTarget()
+  const redirectUri = `${target.origin}/oauth/openid/callback`
+  const idp: Idp = await startIdp({
+    clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [redirectUri], post_logout_redirect_uris: [`${target.origin}/bye`] }],
+    users: DEMO_USERS
+  })
+  t.teardown(async () => {
+    await idp.close()
+    await target.close()
+  })
+
+  t.equal(idp.issuer, `http://127.0.0.1:${new URL(idp.origin).port}/${DEFAULT_TENANT_ID}/v2.0`, 'issuer is origin/<tenant>/v2.0')
+
+  const config = await client.discovery(new URL(idp.issuer), CLIENT_ID, CLIENT_SECRET, undefined, { execute: [client.allowInsecureRequests] })
+  client.enableNonRepudiationChecks(config)
+  const meta = config.serverMetadata()
+  const jwks = await (await fetch(meta.jwks_uri!)).json() as JSONWebKeySet
+  const keys = createLocalJWKSet(jwks)
+
+  t.test('discovery looks like Entra', async t => {
+    t.equal(meta.issuer, idp.issuer)
+    t.notOk('code_challenge_methods_supported' in meta, 'no code_challenge_methods_supported')
+    t.equal(config.serverMetadata().supportsPKCE(), false, 'openid-client therefore thinks PKCE is unsupported')
+    t.ok(meta.authorization_endpoint?.startsWith(idp.issuer + '/'), 'endpoints live under the issuer path')
+    t.ok(meta.end_session_endpoint?.startsWith(idp.issuer + '/'), 'end_session_endpoint advertised')
+    t.ok(meta.userinfo_endpoint, 'userinfo_endpoint advertised')
+    t.same(meta.id_token_signing_alg_values_supported, ['RS256'])
+    t.same(jwks.keys.map(k => k.alg), ['RS256'], 'one RS256 key served')
+  })
+
+  // Shared between the subtests below (they run in order).
+  let firstRefreshToken = ''
+  let aliceSub = ''
+
+  t.test('code + PKCE + state + nonce, with offline_access', async t => {
+    const browser = new Browser()
+    const flow = await authorizationUrl(config, redirectUri, 'openid profile email offline_access')
+    const { response, chain } = await signIn(browser, flow.url.href, 'alice', 'alice')
+    t.equal(response.status, 200, 'lands on the redirect target')
+    const callback = chain[chain.length - 1]!
+    t.ok(callback.startsWith(redirectUri + '?'), 'last hop is the redirect_uri')
+    t.ok(new URL(callback).searchParams.get('code'), 'with a code')
+
+    const tokens = await redeem(config, flow, callback)
+    const claims = tokens.claims()!
+    t.equal(claims.oid, ALICE.oid, 'oid')
+    t.equal(claims.tid, DEFAULT_TENANT_ID, 'tid')
+    t.equal(claims.ver, '2.0', 'ver')
+    t.equal(claims.name, 'Alice Zoë Ångström', 'non-ASCII name intact')
+    t.equal(claims.preferred_username, ALICE.preferredUsername)
+    t.equal(claims.email, ALICE.email)
+    t.same(claims.roles, ['ChatUser'], 'roles')
+    t.same(claims.groups, ALICE.groups, 'groups')
+    t.not(claims.sub, ALICE.oid, 'sub is pairwise, not the oid (as in Entra)')
+    aliceSub = claims.sub
+
+    t.ok(tokens.refresh_token, 'refresh token issued for offline_access without prompt=consent')
+    firstRefreshToken = tokens.refresh_token!
+
+    const { payload, protectedHeader } = await jwtVerify(tokens.access_token, keys, { issuer: idp.issuer, audience: CLIENT_ID })
+    t.equal(protectedHeader.alg, 'RS256', 'access token is an RS256 JWT')
+    t.same(payload.roles, ['ChatUser'], 'access token carries roles')
+    t.equal(payload.oid, ALICE.oid)
+    t.equal(payload.tid, DEFAULT_TENANT_ID)
+    t.match(payload.scp, /\bprofile\b/, 'scp')
+    t.equal(tokens.expires_in, 3600, 'access token lives an hour')
+
+    const userinfo = await client.fetchUserInfo(config, tokens.access_token, claims.sub)
+    t.equal(userinfo.name, 'Alice Zoë Ångström', 'userinfo name')
+    t.same(userinfo.roles, ['ChatUser'], 'userinfo roles')
+    t.equal(userinfo.oid, ALICE.oid, 'userinfo oid')
+
+    // Same browser: SSO, no form; without offline_access there is no refresh token.
+    const again = await authorizationUrl(config, redirectUri, 'openid profile email')
+    const sso = await browser.follow(again.url.href)
+    const ssoCallback = sso.chain[sso.chain.length - 1]!
+    t.ok(ssoCallback.startsWith(redirectUri + '?'), 'SSO: straight back to the client')
+    const ssoTokens = await redeem(config, again, ssoCallback)
+    t.notOk(ssoTokens.refresh_token, 'SSO without offline_access: no refresh token')
+    const third = await authorizationUrl(config, redirectUri, 'openid profile offline_access')
+    const sso2 = await browser.follow(third.url.href)
+    t.ok((await redeem(config, third, sso2.chain[sso2.chain.length - 1]!)).refresh_token, 'SSO with offline_access: refresh token')
+  })
+
+  t.test('refresh rotates and re-reads the user', async t => {
+    idp.users.get('alice')!.roles = ['ChatUser', 'Admin']
+    t.teardown(() => { idp.users.get('alice')!.roles = ['ChatUser'] })
+
+    const refreshed = await client.refreshTokenGrant(config, firstRefreshToken)
+    t.ok(refreshed.refresh_token, 'a new refresh token')
+    t.not(refreshed.refresh_token, firstRefreshToken, 'rotated')
+    const claims = refreshed.claims()!
+    t.same(claims.roles, ['ChatUser', 'Admin'], 'new ID token has the changed roles')
+    t.equal(claims.sub, aliceSub, 'same sub')
+    t.same(decodeJwt(refreshed.access_token).roles, ['ChatUser', 'Admin'], 'new access token too')
+
+    // Client authentication by HTTP Basic works as well as client_secret_post.
+    const basic = await client.discovery(new URL(idp.issuer), CLIENT_ID, undefined, client.ClientSecretBasic(CLIENT_SECRET), { execute: [client.allowInsecureRequests] })
+    const again = await client.refreshTokenGrant(basic, refreshed.refresh_token!)
+    t.ok(again.refresh_token, 'client_secret_basic accepted')
+
+    // oidc-provider (unlike Entra) treats reuse of a rotated token as replay.
+    await t.rejects(client.refreshTokenGrant(config, firstRefreshToken), { name: 'ResponseBodyError', error: 'invalid_grant' }, 'a used refresh token is rejected')
+    await t.rejects(client.refreshTokenGrant(config, again.refresh_token!), { name: 'ResponseBodyError', error: 'invalid_grant' }, '...and the replay revoked the whole grant')
+    await t.rejects(client.fetchUserInfo(config, again.access_token, aliceSub), { name: 'WWWAuthenticateChallengeError', status: 401 }, 'userinfo refuses access tokens of a revoked grant')
+  })
+
+  t.test('without offline_access: no refresh token', async t => {
+    const flow = await authorizationUrl(config, redirectUri, 'openid profile email')
+    const { chain } = await signIn(new Browser(), flow.url.href, 'bob', 'bob')
+    const tokens = await redeem(config, flow, chain[chain.length - 1]!)
+    t.notOk(tokens.refresh_token, 'no refresh token')
+    const claims = tokens.claims()!
+    t.equal(claims.name, 'Bob Æsir Øvergård')
+    t.notOk('roles' in claims, 'no roles claim when none are assigned')
+    t.same(decodeJwt(tokens.access_token).roles, undefined, 'nor in the access token')
+  })
+
+  t.test('PKCE is enforced when a challenge was sent', async t => {
+    const flow = await authorizationUrl(config, redirectUri, 'openid')
+    const { chain } = await signIn(new Browser(), flow.url.href, 'alice', 'alice')
+    await t.rejects(
+      redeem(config, { ...flow, verifier: client.randomPKCECodeVerifier() }, chain[chain.length - 1]!),
+      { name: 'ResponseBodyError', error: 'invalid_grant' },
+      'wrong code_verifier rejected'
+    )
+  })
+
+  t.test('wrong password shows an error on the form', async t => {
+    const browser = new Browser()
+    const flow = await authorizationUrl(config, redirectUri, 'openid')
+    const first = await browser.follow(flow.url.href)
+    const html = await first.response.text()
+    t.match(html, /<label for="username">/, 'labelled username input')
+    t.match(html, /<label for="password">/, 'labelled password input')
+    t.match(html, /id="sign-in"/, 'sign-in button')
+    const form = parseForms(html, first.chain[first.chain.length - 1]!)[0]!
+    const rejected = await submitForm(browser, form, { username: 'alice', password: 'nope' })
+    t.equal(rejected.response.status, 401)
+    t.match(await rejected.response.text(), /role="alert"[^>]*>Your account or password is incorrect/)
+
+    // A second try on the same page succeeds.
+    const retry = await submitForm(browser, form, { username: 'ALICE', password: 'alice' })
+    t.ok(retry.chain[retry.chain.length - 1]!.startsWith(redirectUri + '?'), 'then signs in (username case-insensitive)')
+
+    await t.rejects(signIn(new Browser(), flow.url.href, 'alice', 'nope'), SignInError, 'signIn throws SignInError')
+  })
+
+  t.test('group overage shape passes through', async t => {
+    const alice = idp.users.get('alice')!
+    const saved = { groups: alice.groups, extraClaims: alice.extraClaims }
+    t.teardown(() => Object.assign(alice, saved))
+    alice.groups = undefined
+    alice.extraClaims = {
+      _claim_names: { groups: 'src1' },
+      _claim_sources: { src1: { endpoint: `https://graph.windows.net/${DEFAULT_TENANT_ID}/users/${ALICE.oid}/getMemberObjects` } }
+    }
+    const flow = await authorizationUrl(config, redirectUri, 'openid profile')
+    const { chain } = await signIn(new Browser(), flow.url.href, 'alice', 'alice')
+    const claims = (await redeem(config, flow, chain[chain.length - 1]!)).claims()!
+    t.notOk('groups' in claims, 'no groups claim')
+    t.same(claims._claim_names, { groups: 'src1' }, '_claim_names')
+    t.ok((claims._claim_sources as Record<string, unknown>).src1, '_claim_sources')
+  })
+
+  t.test('end session', async t => {
+    const browser = new Browser()
+    const flow = await authorizationUrl(config, redirectUri, 'openid')
+    const { chain } = await signIn(browser, flow.url.href, 'alice', 'alice')
+    const tokens = await redeem(config, flow, chain[chain.length - 1]!)
+    const logoutUrl = client.buildEndSessionUrl(config, {
+      id_token_hint: tokens.id_token!,
+      post_logout_redirect_uri: `${target.origin}/bye`,
+      state: 'xyz'
+    })
+    const page = await browser.follow(logoutUrl.href)
+    const html = await page.response.text()
+    t.match(html, /id="sign-out"/, 'a sign-out page with a button')
+    const form = parseForms(html, page.chain[page.chain.length - 1]!)[0]!
+    const done = await submitForm(browser, form)
+    t.equal(done.chain[done.chain.length - 1], `${target.origin}/bye?state=xyz`, 'back at post_logout_redirect_uri with state')
+
+    // logout_hint + client_id form (for URLs too long for id_token_hint) is accepted as well.
+    const byHint = client.buildEndSessionUrl(config, { logout_hint: 'alice@contoso.example', client_id: CLIENT_ID })
+    t.equal((await browser.follow(byHint.href)).response.status, 200, 'logout_hint + client_id accepted')
+
+    // The IdP session is gone: the next sign-in shows the form again.
+    const next = await authorizationUrl(config, redirectUri, 'openid')
+    await signIn(browser, next.url.href, 'alice', 'alice')
+    t.pass('login form shown again after sign-out')
+  })
+
+  t.test('prompt=select_account and login_hint', async t => {
+    const browser = new Browser()
+    const flow = await authorizationUrl(config, redirectUri, 'openid', { prompt: 'select_account', login_hint: 'bob@contoso.example' })
+    const first = await browser.follow(flow.url.href)
+    t.match(await first.response.text(), /value="bob@contoso\.example"/, 'login_hint prefills the username')
+    const { chain } = await signIn(browser, flow.url.href, 'bob', 'bob')
+    t.ok(chain[chain.length - 1]!.startsWith(redirectUri + '?code='), 'completes')
+  })
+
+  t.test('outage', async t => {
+    idp.setDown(true)
+    t.teardown(() => idp.setDown(false))
+    const res = await fetch(`${idp.issuer}/.well-known/openid-configuration`)
+    t.equal(res.status, 503, 'discovery 503 while down')
+    await res.body?.cancel()
+    idp.setDown(false)
+    const ok = await fetch(`${idp.issuer}/.well-known/openid-configuration`)
+    t.equal(ok.status, 200, 'back up')
+    await ok.body?.cancel()
+  })
+})

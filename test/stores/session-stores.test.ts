@@ -1,0 +1,62 @@
+// One suite, run against every session store: both must behave the same.
+import t, { type Test } from 'tap'
+import type { Session } from 'fastify'
+import { MemoryStore } from '../../src/session/memory-store.js'
+import { RedisStore } from '../../src/session/redis-store.js'
+import type { GatewayStore } from '../../src/session/store.js'
+import { startRedis } from '../helpers/redis.js'
+
+const call = async <T>(fn: (cb: (err: unknown, v?: T) => void) => void): Promise<T | undefined> =>
+  await new Promise((resolve, reject) => fn((err, v) => err != null ? reject(err) : resolve(v)))
+
+const sessionWith = (data: Record<string, unknown>, expiresInMs: number): Session =>
+  ({ ...data, cookie: { expires: new Date(Date.now() + expiresInMs), originalMaxAge: expiresInMs } }) as unknown as Session
+
+async function suite (t: Test, store: GatewayStore): Promise<void> {
+  await store.ping()
+  await call(cb => store.set('a', sessionWith({ user: { userId: 'u1', name: 'Zoë' } }, 60_000), cb))
+  const got = await call<Session | null>(cb => store.get('a', cb)) as unknown as { user: { name: string } }
+  t.equal(got.user.name, 'Zoë', 'round-trips the data')
+  t.equal(await call<Session | null>(cb => store.get('missing', cb)), null, 'unknown id is null')
+  await call(cb => store.destroy('a', cb))
+  t.equal(await call<Session | null>(cb => store.get('a', cb)), null, 'destroyed')
+
+  // An entry never outlives its cookie.
+  await call(cb => store.set('short', sessionWith({ x: 1 }, 30), cb))
+  await new Promise<void>(resolve => {
+    const poll = (): void => {
+      store.get('short', (_err, v) => { if (v == null) resolve(); else setImmediate(poll) })
+    }
+    poll()
+  })
+  t.pass('expired entry is gone')
+}
+
+t.test('memory store', async t => {
+  const store = new MemoryStore({ maxSessions: 3, defaultTtlMs: 60_000 })
+  t.teardown(() => store.close())
+  await suite(t, store)
+  for (const id of ['1', '2', '3', '4']) await call(cb => store.set(id, sessionWith({ id }, 60_000), cb))
+  t.equal(store.size, 3, 'bounded: the oldest is evicted')
+  t.equal(await call<Session | null>(cb => store.get('1', cb)), null)
+  await call(cb => store.set('x', sessionWith({}, 1), cb))
+  const until = Date.now() + 2
+  while (Date.now() <= until) await new Promise(resolve => setImmediate(resolve))
+  store.sweep()
+  t.equal(store.size, 2, 'sweep drops expired entries')
+})
+
+t.test('redis store (real redis-server)', async t => {
+  const redis = await startRedis()
+  t.teardown(() => redis.stop())
+  const store = new RedisStore({ url: redis.url, defaultTtlMs: 60_000 })
+  t.teardown(() => store.close())
+  await suite(t, store)
+  const ttl = await store.client.pttl('entra-gw:sess:none')
+  t.equal(ttl, -2)
+  await call(cb => store.set('ttl', sessionWith({}, 5000), cb))
+  const pttl = await store.client.pttl('entra-gw:sess:ttl')
+  t.ok(pttl > 0 && pttl <= 5000, 'Redis expires the entry with the cookie')
+  await redis.stop()
+  await t.rejects(store.ping(), 'ping fails when Redis is down')
+})
