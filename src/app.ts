@@ -1,7 +1,7 @@
 // The app factory: everything the gateway is, built from one validated configuration.
 // Production (server.ts) and the tests start exactly this.
 import { randomUUID } from 'node:crypto'
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { GatewayConfig } from './config.js'
 import { loggerOptions } from './logger.js'
 import type { GatewayStore } from './session/store.js'
@@ -27,7 +27,8 @@ export async function buildApp (config: GatewayConfig, opts: BuildOptions = {}):
     logger: opts.logger ?? loggerOptions(config),
     // X-Forwarded-* from the client are believed only from these addresses.
     trustProxy: config.trustedProxies.length > 0 ? config.trustedProxies : false,
-    disableRequestLogging: true,
+    // No per-request log lines: the hot path stays quiet; sign-ins, denials and errors are logged.
+    logController: new LogController({ disableRequestLogging: true }),
     genReqId: () => randomUUID(),
     // Proxied bodies are streamed and not limited; this limit is for the gateway's own routes.
     bodyLimit: 64 * 1024,

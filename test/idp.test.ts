@@ -262,6 +262,19 @@ t.test('Entra-shaped IdP', async t => {
     t.ok(chain[chain.length - 1]!.startsWith(redirectUri + '?code='), 'completes')
   })
 
+  t.test('prompt=none and prompt=consent', async t => {
+    const browser = new Browser()
+    const silent = await authorizationUrl(config, redirectUri, 'openid', { prompt: 'none' })
+    const none = await browser.follow(silent.url.href)
+    t.equal(new URL(none.chain[none.chain.length - 1]!).searchParams.get('error'), 'login_required', 'prompt=none without a session')
+
+    await signIn(browser, (await authorizationUrl(config, redirectUri, 'openid')).url.href, 'alice', 'alice')
+    const flow = await authorizationUrl(config, redirectUri, 'openid offline_access', { prompt: 'consent' })
+    const { chain } = await browser.follow(flow.url.href)
+    const tokens = await redeem(config, flow, chain[chain.length - 1]!)
+    t.ok(tokens.refresh_token, 'prompt=consent is answered without a screen')
+  })
+
   t.test('outage', async t => {
     idp.setDown(true)
     t.teardown(() => idp.setDown(false))

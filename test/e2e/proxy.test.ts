@@ -1,0 +1,56 @@
+// Proxying for a signed-in user: bodies without a size cap, streams, trusted proxies, and no
+// session write or Set-Cookie per request.
+import t from 'tap'
+import type { Session } from 'fastify'
+import { Browser, signIn } from '../helpers/browser.js'
+import { startStack } from '../helpers/stack.js'
+import { MemoryStore } from '../../src/session/memory-store.js'
+
+class CountingStore extends MemoryStore {
+  writes = 0
+  override set (id: string, session: Session, cb: (err?: unknown) => void): void {
+    this.writes++
+    super.set(id, session, cb)
+  }
+}
+
+t.test('proxied requests: no store write, no Set-Cookie, bodies past bodyLimit, SSE', async t => {
+  const store = new CountingStore({ maxSessions: 100, defaultTtlMs: 60_000 })
+  const stack = await startStack({ store })
+  t.teardown(async () => { await stack.close(); await store.close() })
+  const browser = new Browser()
+  await signIn(browser, `${stack.url}/`, 'alice', 'alice')
+  const writesAfterSignIn = store.writes
+
+  for (let i = 0; i < 5; i++) {
+    const res = await browser.request(`${stack.url}/headers?i=${i}`, { headers: { accept: 'application/json' } })
+    t.equal(res.status, 200)
+    t.equal(res.headers.get('set-cookie'), null)
+    await res.arrayBuffer()
+  }
+  t.equal(store.writes, writesAfterSignIn, 'no session write per proxied request')
+
+  // 5 MB: far past the gateway's own 64 KiB bodyLimit, streamed to the upstream.
+  const big = 'x'.repeat(5 * 1024 * 1024)
+  const up = await browser.request(`${stack.url}/api/files`, { method: 'POST', headers: { accept: 'application/json', 'content-type': 'application/octet-stream' }, body: big })
+  t.equal(up.status, 200)
+  t.same(await up.json(), { bytes: big.length })
+
+  const sse = await browser.request(`${stack.url}/api/agents/chat/stream/abc`, { headers: { accept: 'text/event-stream' } })
+  t.equal(sse.status, 200)
+  t.match(sse.headers.get('content-type') ?? '', /text\/event-stream/)
+  const text = await sse.text()
+  t.equal(text.match(/^data: /gm)?.length, 5, 'every event arrives')
+})
+
+t.test('X-Forwarded-For is believed only from TRUSTED_PROXIES', async t => {
+  const stack = await startStack({ env: { TRUSTED_PROXIES: '127.0.0.1/32' } })
+  t.teardown(() => stack.close())
+  const browser = new Browser()
+  await signIn(browser, `${stack.url}/`, 'alice', 'alice')
+  const res = await browser.request(`${stack.url}/headers`, { headers: { accept: 'application/json', 'x-forwarded-for': '203.0.113.7', 'x-forwarded-proto': 'https' } })
+  const seen = await res.json() as { headers: Record<string, string> }
+  t.equal(seen.headers['x-forwarded-for'], '203.0.113.7, 127.0.0.1')
+  t.equal(seen.headers['x-forwarded-proto'], 'https')
+  t.equal(seen.headers['x-forwarded-user'] !== undefined, true)
+})
