@@ -68,6 +68,18 @@ export function isLoopbackHost (hostname: string): boolean {
 }
 
 /**
+ * Every variable the gateway reads, found by running the reader itself over an environment
+ * that records each name asked for (so the list cannot drift from the code). Every read in
+ * loadConfig is unconditional for this reason.
+ */
+export function knownVariables (): string[] {
+  const seen = new Set<string>()
+  const env = new Proxy({}, { get (_target, key) { if (typeof key === 'string') seen.add(key); return undefined } })
+  try { loadConfig(env as NodeJS.ProcessEnv) } catch {}
+  return [...seen].sort()
+}
+
+/**
  * Reads and validates the configuration. Every problem found is reported at once, one line
  * each, naming the variable and what is expected; secrets are never echoed back.
  */
