@@ -8,8 +8,13 @@ import type { GatewayStore } from './session/store.js'
 import sessionPlugin from './session/plugin.js'
 import pagesPlugin from './pages/plugin.js'
 import discoveryPlugin from './auth/discovery.js'
+import tokensPlugin from './tokens/plugin.js'
 import signInPlugin from './auth/signin.js'
 import signOutPlugin from './auth/signout.js'
+import bearerPlugin from './auth/bearer.js'
+import identityPlugin from './identity/signer.js'
+import tokenRoutes from './routes/token.js'
+import directoryRoutes from './routes/directory.js'
 import gatePlugin from './auth/gate.js'
 import healthRoutes from './routes/health.js'
 import userinfoRoutes from './routes/userinfo.js'
@@ -57,11 +62,16 @@ export async function buildApp (config: GatewayConfig, opts: BuildOptions = {}):
   await app.register(pagesPlugin, { config })
   await app.register(sessionPlugin, { config, store: opts.store })
   await app.register(discoveryPlugin, { config })
+  await app.register(tokensPlugin, { config })
   await app.register(signInPlugin, { config })
   await app.register(signOutPlugin, { config })
+  await app.register(bearerPlugin, { config })
+  await app.register(identityPlugin, { config })
   await app.register(gatePlugin, { config })
   await app.register(healthRoutes, { config })
   await app.register(userinfoRoutes, { config })
+  await app.register(tokenRoutes, { config })
+  await app.register(directoryRoutes, { config })
   await app.register(proxyPlugin, { config })
   return app
 }

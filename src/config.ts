@@ -2,6 +2,7 @@
 // Names follow LibreChat's "OpenID with Azure Entra" guide wherever the guide names a setting,
 // so an operator can reuse the same app registration and the same .env.
 import { isIP } from 'node:net'
+import { loadRulesFile, type AuthzRules, EMPTY_RULES } from './policy/rules.js'
 
 export type TokenKind = 'id' | 'access' | 'userinfo'
 export type SessionStoreKind = 'memory' | 'redis'
@@ -45,6 +46,44 @@ export interface GatewayConfig {
   /** Cookie name: `__Host-` prefixed and Secure when DOMAIN_SERVER is https. */
   cookieName: string
   secureCookies: boolean
+
+  // --- authorization (groups, tenants, per-path rules, API bearer tokens)
+  /** Any one of these group object ids admits the user (with a required role, both must hold). */
+  requiredGroups: string[]
+  /** Tenants whose users may sign in; the issuer's own tenant for a single-tenant issuer. */
+  allowedTenants: string[] | undefined
+  multiTenant: boolean
+  authzRecheckSeconds: number
+  rules: AuthzRules
+  bearerAuth: boolean
+  forwardGroupsMaxBytes: number
+
+  // --- tokens (reuse, refresh, Graph, forwarding, token endpoint)
+  graphApiUrl: string
+  /** Full Graph scope URLs, e.g. https://graph.microsoft.com/User.Read. */
+  graphScopes: string[]
+  /** The scope string sent at sign-in: OPENID_SCOPE + offline_access + Graph scopes. */
+  signInScope: string
+  reuseTokens: boolean
+  sessionMaxAgeSeconds: number
+  tokenRefreshSkewSeconds: number
+  forwardAccessToken: boolean
+  forwardAuthorizationBearer: boolean
+  identitySigningKey: string | undefined
+  /** Scopes the browser may ask /oauth2/token for (full scope strings). */
+  tokenAllowedScopes: string[]
+  sharePoint: { enabled: boolean, baseUrl: string | undefined, sharePointScope: string | undefined, graphScope: string | undefined }
+  peopleSearch: boolean
+  includeOwnersAsMembers: boolean
+
+  // --- LibreChat coexistence and operator experience
+  /** Upstream routes whose 2xx answer ends the gateway session too (`POST /api/auth/logout`). */
+  logoutPaths: Array<{ method: string, path: string }>
+  autoRedirect: boolean
+  title: string
+  buttonLabel: string
+  imageUrl: string | undefined
+  metricsPort: number | undefined
 }
 
 export class ConfigError extends Error {
@@ -58,6 +97,9 @@ export class ConfigError extends Error {
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
 const TOKEN_KINDS: TokenKind[] = ['id', 'access', 'userinfo']
+/** Entra's tenant of personal Microsoft accounts (admitted by `common` unless refused). */
+export const MSA_TENANT_ID = '9188040d-6c67-4c5b-b112-36a304b66dad'
+const MULTI_TENANT_SEGMENTS = new Set(['common', 'organizations', 'consumers', '{tenantid}'])
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 export function isLoopbackHost (hostname: string): boolean {
@@ -235,6 +277,83 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig
   const sessionExpirySeconds = int('SESSION_EXPIRY_SECONDS', 12 * 3600, 60, 90 * 24 * 3600)
   const memoryStoreMaxSessions = int('SESSION_MEMORY_MAX', 100_000, 100, 10_000_000)
 
+  // --- authorization
+  const list = (name: string): string[] => (str(name) ?? '').split(',').map(x => x.trim()).filter(Boolean)
+  const requiredGroups = list('OPENID_REQUIRED_GROUPS')
+  const multiTenant = MULTI_TENANT_SEGMENTS.has(firstSegment.toLowerCase())
+  const allowedTenantsRaw = list('OPENID_ALLOWED_TENANTS').map(x => x.toLowerCase())
+  for (const tid of allowedTenantsRaw) {
+    if (!GUID.test(tid)) problems.push(`OPENID_ALLOWED_TENANTS must be a comma-separated list of tenant ids (GUIDs) (bad entry "${tid}").`)
+  }
+  if (multiTenant && allowedTenantsRaw.length === 0 && issuerUrl !== undefined) {
+    problems.push(`OPENID_ALLOWED_TENANTS is not set: the issuer "${firstSegment}" admits every tenant, so list the tenant ids whose users may sign in.`)
+  }
+  let allowedTenants: string[] | undefined
+  if (multiTenant) allowedTenants = allowedTenantsRaw
+  else if (issuerTenantId !== undefined) allowedTenants = [...new Set([issuerTenantId, ...allowedTenantsRaw])]
+  else if (allowedTenantsRaw.length > 0) allowedTenants = allowedTenantsRaw
+  const authzRecheckSeconds = int('AUTHZ_RECHECK_SECONDS', 900, 30, 24 * 3600)
+  const rulesFile = str('AUTHZ_RULES_FILE')
+  let rules: AuthzRules = EMPTY_RULES
+  if (rulesFile !== undefined) {
+    const loaded = loadRulesFile(rulesFile)
+    if ('problem' in loaded) problems.push(`AUTHZ_RULES_FILE: ${loaded.problem}`)
+    else rules = loaded.rules
+  }
+  const bearerAuth = bool('BEARER_AUTH', false)
+  const forwardGroupsMaxBytes = int('FORWARD_GROUPS_MAX_BYTES', 4096, 256, 65536)
+
+  // --- tokens
+  const graphRaw = str('GRAPH_API_URL') ?? 'https://graph.microsoft.com'
+  const graphUrl = httpUrl('GRAPH_API_URL', graphRaw, 'https://graph.microsoft.com')
+  if (graphUrl !== undefined && graphUrl.protocol === 'http:' && !isLoopbackHost(graphUrl.hostname)) {
+    problems.push('GRAPH_API_URL must use https:// (http:// only for a loopback test stand-in).')
+  }
+  const graphApiUrl = graphUrl?.origin ?? 'https://graph.microsoft.com'
+  const toGraphScope = (name: string): string => /^https?:\/\//.test(name) ? name : `${graphApiUrl}/${name}`
+  const graphScopes = list('OPENID_GRAPH_SCOPES').map(toGraphScope)
+  const reuseTokens = bool('OPENID_REUSE_TOKENS', false)
+  const sessionMaxAgeSeconds = int('SESSION_MAX_AGE_SECONDS', 7 * 24 * 3600, 60, 90 * 24 * 3600)
+  const tokenRefreshSkewSeconds = int('TOKEN_REFRESH_SKEW_SECONDS', 300, 0, 3000)
+  const forwardAccessToken = bool('FORWARD_ACCESS_TOKEN', graphScopes.length > 0)
+  const forwardAuthorizationBearer = bool('FORWARD_AUTHORIZATION_BEARER', false)
+  const identitySigningKey = str('IDENTITY_SIGNING_KEY')
+  const sharePointEnabled = bool('ENABLE_SHAREPOINT_FILEPICKER', false)
+  const sharePointBase = str('SHAREPOINT_BASE_URL')
+  if (sharePointBase !== undefined) httpUrl('SHAREPOINT_BASE_URL', sharePointBase, 'https://contoso.sharepoint.com')
+  const sharePointScope = str('SHAREPOINT_PICKER_SHAREPOINT_SCOPE')
+  if (sharePointScope !== undefined && !/^https:\/\/[^/\s]+\/\S+$/.test(sharePointScope)) {
+    problems.push(`SHAREPOINT_PICKER_SHAREPOINT_SCOPE must be a full scope such as https://contoso.sharepoint.com/AllSites.Read (got "${sharePointScope}").`)
+  }
+  const sharePointGraphScopeRaw = str('SHAREPOINT_PICKER_GRAPH_SCOPE')
+  const sharePointGraphScope = sharePointGraphScopeRaw !== undefined ? toGraphScope(sharePointGraphScopeRaw) : undefined
+  if (sharePointEnabled && (sharePointBase === undefined || sharePointScope === undefined)) {
+    problems.push('ENABLE_SHAREPOINT_FILEPICKER=true needs SHAREPOINT_BASE_URL and SHAREPOINT_PICKER_SHAREPOINT_SCOPE (e.g. https://contoso.sharepoint.com and https://contoso.sharepoint.com/AllSites.Read).')
+  }
+  const extraAllowed = list('TOKEN_ALLOWED_SCOPES').join(' ').split(/\s+/).filter(Boolean)
+  const tokenAllowedScopes = [...new Set([...graphScopes, ...(sharePointScope !== undefined ? [sharePointScope] : []), ...(sharePointGraphScope !== undefined ? [sharePointGraphScope] : []), ...extraAllowed])]
+  const peopleSearch = bool('USE_ENTRA_ID_FOR_PEOPLE_SEARCH', false)
+  const includeOwnersAsMembers = bool('ENTRA_ID_INCLUDE_OWNERS_AS_MEMBERS', false)
+  if (peopleSearch && !reuseTokens) {
+    problems.push('USE_ENTRA_ID_FOR_PEOPLE_SEARCH=true needs OPENID_REUSE_TOKENS=true (as in LibreChat\'s guide) and OPENID_GRAPH_SCOPES.')
+  }
+
+  // --- LibreChat coexistence and the operator
+  const logoutPaths: Array<{ method: string, path: string }> = []
+  for (const entry of (str('LOGOUT_PATHS') ?? 'POST /api/auth/logout').split(',').map(x => x.trim()).filter(Boolean)) {
+    const m = /^(GET|POST|PUT|PATCH|DELETE)\s+(\/\S*)$/i.exec(entry)
+    if (m === null) problems.push(`LOGOUT_PATHS must be a comma-separated list of "METHOD /path" such as "POST /api/auth/logout" (bad entry "${entry}").`)
+    else logoutPaths.push({ method: (m[1] as string).toUpperCase(), path: m[2] as string })
+  }
+  const autoRedirect = bool('OPENID_AUTO_REDIRECT', true)
+  const title = str('GATEWAY_TITLE') ?? 'LibreChat'
+  const buttonLabel = str('OPENID_BUTTON_LABEL') ?? 'Continue with Microsoft'
+  const imageRaw = str('OPENID_IMAGE_URL')
+  const imageUrl = imageRaw !== undefined ? httpUrl('OPENID_IMAGE_URL', imageRaw, 'https://chat.example.com/logo.png')?.href : undefined
+  const metricsPortRaw = str('METRICS_PORT')
+  const metricsPort = metricsPortRaw !== undefined ? int('METRICS_PORT', 0, 1, 65535) : undefined
+  if (metricsPort !== undefined && metricsPort === port) problems.push('METRICS_PORT must differ from PORT: metrics are never served on the public port.')
+
   if (problems.length > 0) throw new ConfigError(problems)
 
   const secureCookies = publicOrigin.startsWith('https:')
@@ -263,6 +382,32 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig
     sessionExpirySeconds,
     memoryStoreMaxSessions,
     cookieName: secureCookies ? '__Host-entra-gw' : 'entra-gw',
-    secureCookies
+    secureCookies,
+    requiredGroups,
+    allowedTenants,
+    multiTenant,
+    authzRecheckSeconds,
+    rules,
+    bearerAuth,
+    forwardGroupsMaxBytes,
+    graphApiUrl,
+    graphScopes,
+    signInScope: [...new Set([...scope, 'offline_access', ...graphScopes])].join(' '),
+    reuseTokens,
+    sessionMaxAgeSeconds,
+    tokenRefreshSkewSeconds,
+    forwardAccessToken,
+    forwardAuthorizationBearer,
+    identitySigningKey,
+    tokenAllowedScopes,
+    sharePoint: { enabled: sharePointEnabled, baseUrl: sharePointBase, sharePointScope, graphScope: sharePointGraphScope },
+    peopleSearch,
+    includeOwnersAsMembers,
+    logoutPaths,
+    autoRedirect,
+    title,
+    buttonLabel,
+    imageUrl,
+    metricsPort
   }
 }

@@ -1,22 +1,30 @@
-// The gate every proxied request passes: complete a pending sign-in at the callback, send
-// the unauthenticated to sign in, refuse the unauthorized in plain words, let the rest through.
+// The gate every proxied request passes: complete a pending sign-in at the callback, let
+// public paths through, accept an API bearer token, send the unauthenticated to sign in, keep
+// the session fresh, and refuse the unauthorized in plain words.
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { GatewayConfig } from '../config.js'
-import { decide, type Denied } from '../policy/decide.js'
+import { decide, type Denied, type Subject } from '../policy/decide.js'
+import { normalizePath, isPublic } from '../policy/rules.js'
+import { isNavigation } from '../policy/request-kind.js'
 import { escapeHtml } from '../pages/render.js'
-import type { SessionUser } from '../session/plugin.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     gate: (request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply | undefined>
   }
+  interface FastifyRequest {
+    /** Identity headers for this request (a session's or a bearer token's), set by the gate. */
+    forward: Record<string, string> | undefined
+  }
 }
 
-export function deniedBody (user: SessionUser, denied: Denied): string {
-  const who = user.email ?? user.preferredUsername ?? user.name ?? user.userId
+export function deniedBody (who: string, denied: Denied, subject: Subject): string {
+  const lacking = denied.reason === 'groups_unavailable'
+    ? '<p>Your group membership could not be checked just now, so access cannot be confirmed. Please try again in a few minutes.</p>'
+    : `<p>${denied.requiredRoles.length > 0 ? `Your account has ${subject.roles.length === 0 ? 'no roles' : `the roles ${escapeHtml(subject.roles.join(', '))}`} for this application.` : `Your account is in ${subject.groups.length} group${subject.groups.length === 1 ? '' : 's'}, none of them one that is required.`} Ask your administrator to give your account access, then sign in again.</p>`
   return `<p>You are signed in as <strong>${escapeHtml(who)}</strong>, but this application ${escapeHtml(denied.requirement)}.</p>
-<p>Ask your administrator to give your account access, then sign in again. If you meant to use another account, switch accounts.</p>
+${lacking}
 <div class="actions"><form method="post" action="/oauth2/sign_out"><button type="submit">Sign out</button></form>
 <a href="/oauth2/sign_in?prompt=select_account">Use a different account</a></div>`
 }
@@ -24,32 +32,92 @@ export function deniedBody (user: SessionUser, denied: Denied): string {
 async function gatePlugin (app: FastifyInstance, opts: { config: GatewayConfig }): Promise<void> {
   const { config } = opts
   const callbackPath = config.callbackPath
+  const hasRules = config.rules.rules.length > 0 || config.rules.publicPaths.length > 0
+  const jsonHeaders = { 'cache-control': 'no-store', 'content-type': 'application/json; charset=utf-8' }
+
+  app.decorateRequest('forward', undefined)
+
+  /** The session's identity headers plus what needs its tokens or a signature. */
+  async function sessionHeaders (request: FastifyRequest, base: Record<string, string>): Promise<Record<string, string>> {
+    const extra: Record<string, string> = {}
+    const identityJwt = await app.identity.tokenFor(request)
+    if (identityJwt !== undefined) extra['x-forwarded-identity'] = identityJwt
+    if (config.forwardAccessToken || config.forwardAuthorizationBearer) {
+      const set = app.tokens.open(request)
+      if (set !== undefined) {
+        if (config.forwardAccessToken) {
+          extra['x-forwarded-access-token'] = set.accessToken
+          if (set.accessTokenExpiresAt !== undefined) extra['x-forwarded-access-token-expires-on'] = String(set.accessTokenExpiresAt)
+        }
+        if (config.forwardAuthorizationBearer) extra.authorization = `Bearer ${set.accessToken}`
+      }
+    }
+    return { ...base, ...extra }
+  }
+
+  function deny (request: FastifyRequest, reply: FastifyReply, who: string, user: { userId: string, tenantId?: string | undefined }, subject: Subject, decision: Denied): FastifyReply {
+    request.log.info({ event: 'denied', user: user.userId, tenant: user.tenantId, ip: request.ip, reason: decision.reason, requirement: decision.requirement, rule: decision.rule, authzError: subject.authzError, path: request.url.split('?', 1)[0] }, 'access denied')
+    return reply.problem({
+      status: 403,
+      error: 'forbidden',
+      message: `This application ${decision.requirement}.`,
+      page: { title: 'Access denied', body: deniedBody(who, decision, subject) },
+      json: { reason: decision.reason, required_roles: decision.requiredRoles, required_groups: decision.requiredGroups, signed_in_as: who }
+    })
+  }
 
   async function gate (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
-    if (request.method === 'GET') {
-      const url = request.url
-      if (url.startsWith(callbackPath) && (url.length === callbackPath.length || url[callbackPath.length] === '?')) {
-        if (await app.signIn.handleCallback(request, reply)) return reply
+    const url = request.url
+    if (request.method === 'GET' && url.startsWith(callbackPath) && (url.length === callbackPath.length || url[callbackPath.length] === '?')) {
+      if (await app.signIn.handleCallback(request, reply)) return reply
+    }
+
+    let path: string | undefined
+    if (hasRules) {
+      path = normalizePath(url)
+      if (path === undefined) {
+        return reply.problem({ status: 400, error: 'bad_path', message: 'The address could not be understood.', page: { title: 'Bad request', body: '<p>The address could not be understood.</p>' } })
       }
+      if (isPublic(config.rules, request.method, path)) {
+        request.forward = request.session.user?.forward
+        return undefined
+      }
+    }
+
+    if (config.bearerAuth) {
+      const bearer = await app.bearer.authenticate(request)
+      if (bearer.kind === 'invalid') {
+        request.log.info({ event: 'denied', reason: 'invalid_bearer', detail: bearer.reason, ip: request.ip }, 'bearer token refused')
+        return reply.code(401).headers({ ...jsonHeaders, 'www-authenticate': `Bearer error="invalid_token", error_description="${bearer.reason}"` })
+          .send(JSON.stringify({ error: 'invalid_token', message: `The bearer token was refused: ${bearer.reason}.` }))
+      }
+      if (bearer.kind === 'valid') {
+        const decision = decide(config, bearer.subject, path !== undefined ? { method: request.method, path } : undefined)
+        if (!decision.allowed) return deny(request, reply, bearer.who, bearer.subject.identity, bearer.subject, decision)
+        request.forward = bearer.forward
+        return undefined
+      }
+    }
+
+    if (request.session.user === undefined) return await app.signIn.requireSignIn(request, reply)
+    const freshness = await app.tokens.ensureFresh(request)
+    if (freshness === 'ended') {
+      if (isNavigation(request.method, request.headers)) return await app.signIn.requireSignIn(request, reply)
+      return reply.code(401).headers(jsonHeaders).send(JSON.stringify({ error: 'session_expired', message: 'Your session has ended; sign in again.', login_url: `${config.publicOrigin}/oauth2/sign_in` }))
+    }
+    if (freshness === 'unavailable') {
+      return reply.problem({ status: 503, error: 'idp_unavailable', message: 'Your session could not be renewed because the sign-in service is not answering.', page: { title: 'Sign-in service unavailable', body: '<p>Your session needs renewing, but the sign-in service is not answering. Please try again in a minute.</p>' } })
     }
     const user = request.session.user
     if (user === undefined) return await app.signIn.requireSignIn(request, reply)
 
-    const decision = decide(config, user)
-    if (!decision.allowed) {
-      request.log.info({ event: 'denied', user: user.userId, tenant: user.tenantId, reason: decision.reason, requirement: decision.requirement, path: request.url.split('?', 1)[0] }, 'access denied')
-      return reply.problem({
-        status: 403,
-        error: 'forbidden',
-        message: `This application ${decision.requirement}.`,
-        page: { title: 'Access denied', body: deniedBody(user, decision) },
-        json: { reason: decision.reason, required_roles: decision.requiredRoles }
-      })
-    }
+    const decision = decide(config, user, path !== undefined ? { method: request.method, path } : undefined)
+    if (!decision.allowed) return deny(request, reply, user.email ?? user.preferredUsername ?? user.name ?? user.userId, user, user, decision)
+    request.forward = await sessionHeaders(request, user.forward)
     return undefined
   }
 
   app.decorate('gate', gate)
 }
 
-export default fp(gatePlugin, { name: 'gate', fastify: '5.x', dependencies: ['signin', 'pages'] })
+export default fp(gatePlugin, { name: 'gate', fastify: '5.x', dependencies: ['signin', 'pages', 'tokens', 'bearer', 'identity'] })

@@ -2,15 +2,14 @@
 // The login transaction lives in the browser's (server-side) session, keyed by state, so a
 // callback is accepted only in the browser that started it, only once, only for 10 minutes.
 import fp from 'fastify-plugin'
-import { decodeJwt } from 'jose'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { GatewayConfig } from '../config.js'
 import { isNavigation } from '../policy/request-kind.js'
 import { safeReturnPath } from '../policy/return-path.js'
 import { escapeHtml } from '../pages/render.js'
-import { identityFromClaims, claimValues, type Claims } from './identity.js'
-import { identityHeaders } from '../proxy/headers.js'
-import { beginSignIn, completeSignIn, fetchUserInfoClaims, SignInError, type LoginTransaction, type SignInResult } from './oidc.js'
+import { beginSignIn, completeSignIn, SignInError, type LoginTransaction, type SignInResult } from './oidc.js'
+import { resolveUser, type SessionUser } from './user.js'
+import { TokenJar } from '../tokens/jar.js'
 import type { Configuration } from 'openid-client'
 
 /** More parallel sign-ins than this in one browser (tabs) and the oldest is dropped. */
@@ -47,7 +46,6 @@ const SIGN_IN_REASONS: Record<string, string> = {
 
 async function signInPlugin (app: FastifyInstance, opts: { config: GatewayConfig }): Promise<void> {
   const { config } = opts
-  const allowedTenants = config.issuerTenantId !== undefined ? [config.issuerTenantId] : undefined
   const jsonHeaders = { 'cache-control': 'no-store', 'content-type': 'application/json; charset=utf-8' }
 
   const idpUnavailable = (reply: FastifyReply): FastifyReply => reply.problem({
@@ -64,7 +62,7 @@ async function signInPlugin (app: FastifyInstance, opts: { config: GatewayConfig
     } catch {
       return idpUnavailable(reply)
     }
-    const { url, state, transaction } = await beginSignIn(oidc, { redirectUri: config.redirectUri, scope: config.scope, returnTo, prompt })
+    const { url, state, transaction } = await beginSignIn(oidc, { redirectUri: config.redirectUri, scope: config.signInScope, returnTo, prompt })
     const now = Date.now()
     const kept = Object.entries(request.session.pending ?? {})
       .filter(([, tx]) => tx.expiresAt > now)
@@ -92,23 +90,6 @@ async function signInPlugin (app: FastifyInstance, opts: { config: GatewayConfig
       },
       json: { reason, idp_error: idpError }
     })
-  }
-
-  async function roleValuesOf (oidc: Configuration, result: SignInResult): Promise<string[]> {
-    const rule = config.requiredRole
-    if (rule === undefined) return claimValues(result.claims, ['roles'])
-    if (rule.tokenKind === 'id') return claimValues(result.claims, rule.path)
-    if (rule.tokenKind === 'access') {
-      let claims: Claims
-      try {
-        claims = decodeJwt(result.accessToken) as Claims
-      } catch {
-        return [] // an opaque access token carries no roles: the rule then denies
-      }
-      return claimValues(claims, rule.path)
-    }
-    const sub = typeof result.claims.sub === 'string' ? result.claims.sub : ''
-    return claimValues(await fetchUserInfoClaims(oidc, result.accessToken, sub), rule.path)
   }
 
   async function handleCallback (request: FastifyRequest, reply: FastifyReply): Promise<boolean> {
@@ -148,41 +129,49 @@ async function signInPlugin (app: FastifyInstance, opts: { config: GatewayConfig
     const q = request.url.indexOf('?')
     callbackUrl.search = q === -1 ? '' : request.url.slice(q)
     let result: SignInResult
-    let roleValues: string[]
     try {
-      result = await completeSignIn(oidc, { callbackUrl, state, transaction, allowedTenants })
+      result = await completeSignIn(oidc, { callbackUrl, state, transaction, allowedTenants: config.allowedTenants })
     } catch (err) {
       if (err instanceof SignInError) signInFailed(request, reply, err.reason, transaction.returnTo, err.idpError, err.message)
       else signInFailed(request, reply, 'token_invalid', transaction.returnTo, undefined, (err as Error).message)
       return true
     }
+    const jar = new TokenJar(oidc, {
+      idToken: result.idToken,
+      accessToken: result.accessToken,
+      accessTokenExpiresAt: result.accessTokenExpiresAt,
+      refreshToken: result.refreshToken,
+      scope: result.scope
+    })
+    let user: SessionUser
     try {
-      roleValues = await roleValuesOf(oidc, result)
+      user = await resolveUser({ config, oidc, jar, graph: app.tokens.graph }, result.claims, Date.now())
     } catch (err) {
       signInFailed(request, reply, 'userinfo_failed', transaction.returnTo, undefined, (err as Error).message)
       return true
     }
 
-    const identity = identityFromClaims(result.claims)
     // A new session id at sign-in: whatever id the browser had before (possibly planted)
     // is worth nothing afterwards.
     await request.session.regenerate()
-    request.session.user = { ...identity, roleValues, forward: identityHeaders(identity), signedInAt: Date.now() }
-    request.session.tokens = {
-      idToken: result.idToken,
-      accessToken: result.accessToken,
-      refreshToken: result.refreshToken,
-      accessTokenExpiresAt: result.accessTokenExpiresAt,
-      scope: result.scope
-    }
-    request.log.info({ event: 'sign_in', user: identity.userId, tenant: identity.tenantId, ip: request.ip }, 'signed in')
+    request.session.user = user
+    request.session.sealed = app.tokens.sealer.sealJson(jar.set)
+    request.session.accessExp = jar.set.accessTokenExpiresAt
+    const maxAge = config.reuseTokens ? Math.min(config.sessionExpirySeconds, config.sessionMaxAgeSeconds) : config.sessionExpirySeconds
+    request.session.cookie.maxAge = maxAge * 1000
+    request.log.info({ event: 'sign_in', user: user.userId, tenant: user.tenantId, ip: request.ip, groupsOverage: user.groupsOverage, authzError: user.authzError }, 'signed in')
     reply.redirect(transaction.returnTo, 302)
     return true
   }
 
   async function requireSignIn (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     const returnTo = safeReturnPath(request.url)
-    if (isNavigation(request.method, request.headers)) return await startSignIn(request, reply, returnTo)
+    if (isNavigation(request.method, request.headers)) {
+      // The app logged the user out: end the Entra session now rather than sign in silently again.
+      const endSession = await app.signOut.takeEndSessionRedirect(request)
+      if (endSession !== undefined) return reply.header('cache-control', 'no-store').redirect(endSession, 303)
+      return await startSignIn(request, reply, returnTo)
+    }
     return reply.code(401).headers(jsonHeaders).send(JSON.stringify({
       error: 'unauthenticated',
       message: 'Sign in first.',
@@ -199,4 +188,4 @@ async function signInPlugin (app: FastifyInstance, opts: { config: GatewayConfig
   })
 }
 
-export default fp(signInPlugin, { name: 'signin', fastify: '5.x', dependencies: ['session', 'discovery', 'pages'] })
+export default fp(signInPlugin, { name: 'signin', fastify: '5.x', dependencies: ['session', 'discovery', 'pages', 'tokens'] })

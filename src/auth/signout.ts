@@ -1,7 +1,7 @@
 // Sign-out: ends the gateway session in the store, clears the cookie and, when configured,
 // ends the Entra session too. Only same-origin POSTs sign out (a link on another site cannot).
 import fp from 'fastify-plugin'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { GatewayConfig } from '../config.js'
 import { endSessionUrl } from './oidc.js'
 
@@ -12,8 +12,57 @@ export function isSameOrigin (request: FastifyRequest, publicOrigin: string): bo
   return request.headers['sec-fetch-site'] === 'same-origin'
 }
 
+export interface SignOut {
+  /**
+   * Ends the gateway session (store entry and cookie). With the end-session setting the
+   * browser keeps a marker so its next navigation also ends the Entra session.
+   */
+  endSession: (request: FastifyRequest, reply: FastifyReply, reason: string) => Promise<void>
+  /** The IdP end-session URL for a pending marker, consuming it; undefined when none. */
+  takeEndSessionRedirect: (request: FastifyRequest) => Promise<string | undefined>
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    signOut: SignOut
+  }
+  interface Session {
+    /** Sealed {idToken, logoutHint}: the Entra session still to end at the next navigation. */
+    endSession?: string
+  }
+}
+
 async function signOutPlugin (app: FastifyInstance, opts: { config: GatewayConfig }): Promise<void> {
   const { config } = opts
+
+  function clearCookie (reply: FastifyReply): void {
+    reply.clearCookie(config.cookieName, { path: '/', httpOnly: true, sameSite: 'lax', secure: config.secureCookies })
+  }
+
+  async function endSession (request: FastifyRequest, reply: FastifyReply, reason: string): Promise<void> {
+    const user = request.session.user
+    const idToken = app.tokens.open(request)?.idToken
+    request.log.info({ event: 'sign_out', user: user?.userId, tenant: user?.tenantId, ip: request.ip, reason }, 'signed out')
+    if (config.useEndSessionEndpoint && idToken !== undefined) {
+      // Keep only the marker: no identity, no tokens; the cookie stays for the next navigation.
+      await request.session.regenerate()
+      request.session.endSession = app.tokens.sealer.sealJson({ idToken, logoutHint: user?.preferredUsername })
+      request.session.cookie.maxAge = 10 * 60 * 1000
+      return
+    }
+    await request.session.destroy()
+    clearCookie(reply)
+  }
+
+  async function takeEndSessionRedirect (request: FastifyRequest): Promise<string | undefined> {
+    const marker = app.tokens.sealer.openJson<{ idToken?: string, logoutHint?: string }>(request.session.endSession)
+    if (marker === undefined) return undefined
+    request.session.endSession = undefined
+    if (!app.idp.ready) return undefined
+    return endSessionUrl(await app.idp.get(), { idToken: marker.idToken, logoutHint: marker.logoutHint, clientId: config.clientId, postLogoutRedirectUri: config.postLogoutRedirectUri })?.href
+  }
+
+  app.decorate('signOut', { endSession, takeEndSessionRedirect })
 
   app.get('/oauth2/sign_out', async (_request, reply) => {
     return reply.page(200, {
@@ -33,10 +82,10 @@ async function signOutPlugin (app: FastifyInstance, opts: { config: GatewayConfi
       })
     }
     const user = request.session.user
-    const idToken = request.session.tokens?.idToken
+    const idToken = app.tokens.open(request)?.idToken
     await request.session.destroy()
-    reply.clearCookie(config.cookieName, { path: '/', httpOnly: true, sameSite: 'lax', secure: config.secureCookies })
-    request.log.info({ event: 'sign_out', user: user?.userId, tenant: user?.tenantId, ip: request.ip }, 'signed out')
+    clearCookie(reply)
+    request.log.info({ event: 'sign_out', user: user?.userId, tenant: user?.tenantId, ip: request.ip, reason: 'sign_out' }, 'signed out')
 
     let next: string | undefined
     if (config.useEndSessionEndpoint && app.idp.ready) {
@@ -52,4 +101,4 @@ async function signOutPlugin (app: FastifyInstance, opts: { config: GatewayConfi
   })
 }
 
-export default fp(signOutPlugin, { name: 'signout', fastify: '5.x', dependencies: ['session', 'discovery', 'pages'] })
+export default fp(signOutPlugin, { name: 'signout', fastify: '5.x', dependencies: ['session', 'discovery', 'pages', 'tokens'] })

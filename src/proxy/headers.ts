@@ -17,7 +17,9 @@ export const IDENTITY_HEADERS = [
 /** Headers that describe the connection; believed only from a trusted proxy. */
 const HOP_IDENTITY = ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-real-ip', 'forwarded']
 
-const RESERVED = new Set<string>([...IDENTITY_HEADERS, 'x-forwarded-identity'])
+/** Set alongside X-Forwarded-Groups when the list had to be cut to fit the header budget. */
+export const GROUPS_TRUNCATED_HEADER = 'x-forwarded-groups-truncated'
+const RESERVED = new Set<string>([...IDENTITY_HEADERS, 'x-forwarded-identity', GROUPS_TRUNCATED_HEADER])
 const RESERVED_PREFIX = 'x-forwarded-access-token'
 
 /** Whether a client-sent header name collides with one the gateway owns. */
@@ -39,15 +41,42 @@ export function encodeHeaderValue (value: string, listItem = false): string {
   return "UTF-8''" + encodeURIComponent(value).replace(/['()*]/g, c => '%' + c.charCodeAt(0).toString(16).toUpperCase())
 }
 
-/** Identity headers for a user, computed once at sign-in and kept with the session. */
-export function identityHeaders (identity: Identity): Record<string, string> {
+export interface HeaderBudget {
+  /** X-Forwarded-Groups may not exceed this many bytes (431s and 400s otherwise). */
+  maxGroupBytes: number
+  /** Groups that some rule names: kept first when the list must be cut. */
+  keepGroups: readonly string[]
+}
+
+/**
+ * X-Forwarded-Groups within the budget. Past it, only the groups some rule names are sent
+ * (as many as fit) and the truncation is flagged, so no user is broken by their group count.
+ */
+export function groupsHeader (groups: readonly string[], budget: HeaderBudget): { value: string, truncated: boolean } {
+  const all = groups.map(g => encodeHeaderValue(g, true)).join(',')
+  if (all.length <= budget.maxGroupBytes) return { value: all, truncated: false }
+  const keep = new Set(budget.keepGroups)
+  let value = ''
+  for (const g of groups) {
+    if (!keep.has(g)) continue
+    const item = encodeHeaderValue(g, true)
+    if (value.length + item.length + 1 > budget.maxGroupBytes) break
+    value = value === '' ? item : `${value},${item}`
+  }
+  return { value, truncated: true }
+}
+
+/** Identity headers for a user, computed once at sign-in (and refresh) and kept with the session. */
+export function identityHeaders (identity: Identity, budget: HeaderBudget = { maxGroupBytes: 4096, keepGroups: [] }): Record<string, string> {
   const h: Record<string, string> = {
     'x-forwarded-user': encodeHeaderValue(identity.userId)
   }
   if (identity.email !== undefined) h['x-forwarded-email'] = encodeHeaderValue(identity.email)
   if (identity.preferredUsername !== undefined) h['x-forwarded-preferred-username'] = encodeHeaderValue(identity.preferredUsername)
   if (identity.name !== undefined) h['x-forwarded-name'] = encodeHeaderValue(identity.name)
-  h['x-forwarded-groups'] = identity.groups.map(g => encodeHeaderValue(g, true)).join(',')
+  const groups = groupsHeader(identity.groups, budget)
+  h['x-forwarded-groups'] = groups.value
+  if (groups.truncated) h[GROUPS_TRUNCATED_HEADER] = 'true'
   h['x-forwarded-roles'] = identity.roles.map(r => encodeHeaderValue(r, true)).join(',')
   if (identity.tenantId !== undefined) h['x-forwarded-tenant-id'] = encodeHeaderValue(identity.tenantId)
   return h

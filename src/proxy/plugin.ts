@@ -1,8 +1,10 @@
 // Proxying: every request that is not one of the gateway's own routes goes to the upstream,
 // streamed both ways, after the gate. Registered encapsulated, so its catch-all routes and
 // pass-through body parsers do not leak into the gateway's own routes.
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import httpProxy, { type FastifyHttpProxyOptions } from '@fastify/http-proxy'
+
+type ProxyOptions = Parameters<typeof httpProxy>[1]
 import proxyAddr from '@fastify/proxy-addr'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { GatewayConfig } from '../config.js'
@@ -21,7 +23,7 @@ export default async function proxyPlugin (app: FastifyInstance, opts: { config:
       trusted: config.trustedProxies.length > 0 && trust(peer, 0),
       protocol: request.protocol,
       host: request.headers.host
-    }, request.session.user?.forward)
+    }, request.forward)
   }
 
   const onError: NonNullable<ReplyOptions['onError']> = (reply, { error }) => {
@@ -34,7 +36,19 @@ export default async function proxyPlugin (app: FastifyInstance, opts: { config:
     })
   }
 
-  const options: FastifyHttpProxyOptions = {
+  // WebSocket upgrades pass the same gate; their upstream headers are built here, because
+  // replyOptions.rewriteRequestHeaders does not apply to them.
+  const wsHeaders = (_base: Record<string, unknown>, request: FastifyRequest): Record<string, string> => {
+    const peer = request.socket.remoteAddress ?? ''
+    const picked: IncomingHttpHeaders = {}
+    for (const name of ['cookie', 'authorization', 'origin', 'user-agent', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host']) {
+      const v = request.headers[name]
+      if (typeof v === 'string') picked[name] = v
+    }
+    return upstreamHeaders(picked, cookieName, { peer, trusted: config.trustedProxies.length > 0 && trust(peer, 0), protocol: request.protocol, host: request.headers.host }, request.forward) as Record<string, string>
+  }
+
+  const options: ProxyOptions = {
     upstream: config.upstreamUrl,
     // The gate is an async hook, which Fastify supports; the plugin's type only names the callback form.
     preHandler: app.gate as unknown as FastifyHttpProxyOptions['preHandler'],
@@ -42,6 +56,8 @@ export default async function proxyPlugin (app: FastifyInstance, opts: { config:
     internalRewriteLocationHeader: false,
     disableRequestLogging: true,
     replyOptions: { rewriteRequestHeaders, onError },
+    websocket: true,
+    wsClientOptions: { rewriteRequestHeaders: wsHeaders as never },
     undici: {
       connections: 128,
       pipelining: 1,
@@ -52,4 +68,17 @@ export default async function proxyPlugin (app: FastifyInstance, opts: { config:
     }
   }
   await app.register(httpProxy, options)
+
+  // Logging out of the app means out of the gateway too: when the upstream accepts one of
+  // LOGOUT_PATHS (LibreChat: POST /api/auth/logout), the gateway session ends with it.
+  if (config.logoutPaths.length > 0) {
+    const logoutRoutes = new Set(config.logoutPaths.map(l => `${l.method} ${l.path}`))
+    app.addHook('onSend', async (request, reply, payload) => {
+      if (reply.statusCode < 200 || reply.statusCode >= 300 || request.session.user === undefined) return payload
+      const q = request.url.indexOf('?')
+      if (!logoutRoutes.has(`${request.method} ${q === -1 ? request.url : request.url.slice(0, q)}`)) return payload
+      await app.signOut.endSession(request, reply, 'upstream_logout')
+      return payload
+    })
+  }
 }

@@ -1,5 +1,6 @@
-// GET /oauth2/userinfo: the signed-in identity as the gateway sees it, with the authorization
-// decision, for the app's front end and for people debugging access.
+// GET /oauth2/userinfo: the signed-in identity as the gateway sees it, with the resolved roles
+// and groups and whether each requirement holds, for the app's front end and for people
+// debugging access.
 import type { FastifyInstance } from 'fastify'
 import type { GatewayConfig } from '../config.js'
 import { decide } from '../policy/decide.js'
@@ -8,9 +9,12 @@ export default async function userinfoRoutes (app: FastifyInstance, opts: { conf
   const { config } = opts
   app.get('/oauth2/userinfo', async (request, reply) => {
     reply.header('cache-control', 'no-store')
+    if (request.session.user === undefined) return await reply.code(401).send({ error: 'unauthenticated', message: 'Sign in first.' })
+    const freshness = await app.tokens.ensureFresh(request)
     const user = request.session.user
-    if (user === undefined) return await reply.code(401).send({ error: 'unauthenticated', message: 'Sign in first.' })
+    if (freshness === 'ended' || user === undefined) return await reply.code(401).send({ error: 'session_expired', message: 'Sign in again.' })
     const decision = decide(config, user)
+    const role = config.requiredRole
     return {
       user_id: user.userId,
       sub: user.sub,
@@ -21,11 +25,19 @@ export default async function userinfoRoutes (app: FastifyInstance, opts: { conf
       preferred_username: user.preferredUsername,
       roles: user.roles,
       groups: user.groups,
+      groups_source: user.groupsOverage ? 'graph' : 'token',
+      checked_at: new Date(user.checkedAt).toISOString(),
       authorization: {
         allowed: decision.allowed,
-        required_role: config.requiredRole === undefined
+        reason: decision.allowed ? null : decision.reason,
+        requirement: decision.allowed ? null : decision.requirement,
+        required_role: role === undefined
           ? null
-          : { any_of: config.requiredRole.roles, token_kind: config.requiredRole.tokenKind, claim_path: config.requiredRole.path.join('.'), satisfied: config.requiredRole.roles.some(r => user.roleValues.includes(r)) }
+          : { any_of: role.roles, token_kind: role.tokenKind, claim_path: role.path.join('.'), satisfied: role.roles.some(r => user.roleValues.includes(r)) },
+        required_groups: config.requiredGroups.length === 0
+          ? null
+          : { any_of: config.requiredGroups, satisfied: config.requiredGroups.some(g => user.groups.includes(g)) },
+        groups_error: user.authzError ?? null
       }
     }
   })

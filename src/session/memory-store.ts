@@ -66,6 +66,19 @@ export class MemoryStore implements GatewayStore {
 
   async ping (): Promise<void> {}
 
+  // One process: the refresh single-flight already serializes, so the lock is free.
+  async lock (): Promise<() => Promise<void>> {
+    return async () => {}
+  }
+
+  readonly #shared = new Map<string, string>()
+  async putIfAbsent (key: string, value: string): Promise<string> {
+    const existing = this.#shared.get(key)
+    if (existing !== undefined) return existing
+    this.#shared.set(key, value)
+    return value
+  }
+
   async close (): Promise<void> {
     clearInterval(this.#sweeper)
     this.#entries.clear()

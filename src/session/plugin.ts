@@ -1,7 +1,7 @@
 // Sessions: an opaque signed cookie pointing at server-side state in the chosen store.
 // Saved only when changed (sign-in, sign-out, login transactions), so a proxied request costs
 // a store read and no write or Set-Cookie.
-import { hkdfSync } from 'node:crypto'
+import { deriveKey } from './keys.js'
 import fp from 'fastify-plugin'
 import fastifyCookie from '@fastify/cookie'
 import fastifySession from '@fastify/session'
@@ -10,41 +10,24 @@ import type { GatewayConfig } from '../config.js'
 import type { GatewayStore } from './store.js'
 import { MemoryStore } from './memory-store.js'
 import { RedisStore } from './redis-store.js'
-import type { Identity } from '../auth/identity.js'
+import type { SessionUser } from '../auth/user.js'
 import type { LoginTransaction } from '../auth/oidc.js'
 
-/** What a signed-in session holds. Tokens never leave the server. */
-export interface SessionUser extends Identity {
-  /** Values found at OPENID_REQUIRED_ROLE_PARAMETER_PATH in the configured token kind. */
-  roleValues: string[]
-  /** Identity headers for the upstream, encoded once at sign-in instead of on every request. */
-  forward: Record<string, string>
-  signedInAt: number
-}
-
-export interface SessionTokens {
-  idToken: string
-  accessToken: string
-  refreshToken: string | undefined
-  accessTokenExpiresAt: number | undefined
-  scope: string | undefined
-}
+export type { SessionUser }
 
 declare module 'fastify' {
   interface Session {
     user?: SessionUser
-    tokens?: SessionTokens
+    /** The user's tokens (TokenSet), sealed: the store never holds a token in the clear. */
+    sealed?: string
+    /** Epoch seconds when the sign-in access token expires (not secret; avoids unsealing per request). */
+    accessExp?: number
     /** Login transactions started in this browser, by state; each usable once. */
     pending?: Record<string, LoginTransaction>
   }
   interface FastifyInstance {
     sessionStoreImpl: GatewayStore
   }
-}
-
-/** Distinct keys per purpose, so the operator's secret is never used directly. */
-export function deriveKey (secret: string, purpose: string): Buffer {
-  return Buffer.from(hkdfSync('sha256', secret, 'entra-gateway', purpose, 32))
 }
 
 export function createStore (config: GatewayConfig): GatewayStore {

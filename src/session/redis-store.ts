@@ -1,5 +1,6 @@
 // Redis session store: sessions survive restarts and are shared by replicas. Each entry
 // carries a TTL equal to its cookie's remaining life, so Redis expires it by itself.
+import { randomBytes } from 'node:crypto'
 import { Redis } from 'ioredis'
 import type { Session } from 'fastify'
 import type { GatewayStore, StoredSession } from './store.js'
@@ -71,6 +72,32 @@ export class RedisStore implements GatewayStore {
 
   async ping (): Promise<void> {
     await (await this.#ready()).ping()
+  }
+
+  async lock (name: string, ttlMs: number, waitMs: number): Promise<() => Promise<void>> {
+    const c = await this.#ready()
+    const key = `entra-gw:lock:${name}`
+    const token = randomBytes(16).toString('hex')
+    const deadline = Date.now() + waitMs
+    let delay = 20
+    // Another replica holds it while it refreshes; poll briefly rather than refresh twice
+    // (a second refresh with a rotated-away refresh token would end the session).
+    while ((await c.set(key, token, 'PX', ttlMs, 'NX')) === null) {
+      if (Date.now() >= deadline) throw new Error(`lock ${name} is held elsewhere`)
+      await new Promise(resolve => setTimeout(resolve, delay))
+      delay = Math.min(delay * 2, 200)
+    }
+    return async () => {
+      // Release only our own lock (it may have expired and been taken by another replica).
+      await c.eval("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end", 1, key, token)
+    }
+  }
+
+  async putIfAbsent (key: string, value: string): Promise<string> {
+    const c = await this.#ready()
+    const full = `entra-gw:shared:${key}`
+    await c.set(full, value, 'NX')
+    return (await c.get(full)) ?? value
   }
 
   async close (): Promise<void> {

@@ -5,6 +5,13 @@ export interface GatewayStore extends SessionStore {
   readonly kind: 'memory' | 'redis'
   /** Resolves when the store answers; used by /readyz. */
   ping: () => Promise<void>
+  /**
+   * Holds `name` exclusively among every gateway sharing this store (token refresh), waiting
+   * up to `waitMs`; resolves to a release function. In-process only for the memory store.
+   */
+  lock: (name: string, ttlMs: number, waitMs: number) => Promise<() => Promise<void>>
+  /** Stores `value` under `key` unless one is there; resolves to the value kept (shared keys). */
+  putIfAbsent: (key: string, value: string) => Promise<string>
   close: () => Promise<void>
 }
 

@@ -23,7 +23,7 @@ t.test('sign-in, return path and the headers the upstream receives', async t => 
   t.ok(authz.searchParams.get('state'))
   t.ok(authz.searchParams.get('nonce'))
   t.equal(authz.searchParams.get('redirect_uri'), `${stack.url}/oauth/openid/callback`)
-  t.equal(authz.searchParams.get('scope'), 'openid profile email')
+  t.equal(authz.searchParams.get('scope'), 'openid profile email offline_access', 'offline_access always: refresh and re-checks need it')
 
   const { response, chain } = await signIn(browser, `${stack.url}/c/deep?x=1`, 'alice', 'alice')
   t.equal(response.status, 200)

@@ -1,0 +1,110 @@
+// API clients: `Authorization: Bearer <JWT>` issued by the configured issuer for this app
+// passes without a session, under the same rules. Any other bearer value (LibreChat's SPA
+// sends its own JWT) is not ours: it is left alone and the request is judged by its session.
+import fp from 'fastify-plugin'
+import { createRemoteJWKSet, decodeJwt, jwtVerify, errors as joseErrors, type JWTPayload } from 'jose'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { GatewayConfig } from '../config.js'
+import { identityFromClaims, claimValues, type Claims, type Identity } from './identity.js'
+import { hasGroupOverage } from './user.js'
+import { identityHeaders } from '../proxy/headers.js'
+import type { Subject } from '../policy/decide.js'
+import { CLOCK_TOLERANCE_SECONDS } from './oidc.js'
+
+export type BearerResult =
+  | { kind: 'none' }
+  | { kind: 'invalid', reason: string }
+  | { kind: 'valid', subject: Subject & { identity: Identity }, forward: Record<string, string>, who: string }
+
+export interface Bearer { authenticate: (request: FastifyRequest) => Promise<BearerResult> }
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    bearer: Bearer
+  }
+}
+
+const NONE: BearerResult = { kind: 'none' }
+const CACHE_MAX = 1000
+
+/** Which issuers name this app's tokens: the configured one, Entra's v1 form, or a tenant's. */
+export function expectedIssuers (config: Pick<GatewayConfig, 'issuer' | 'multiTenant'>, tid: string | undefined): string[] {
+  const out = [config.issuer]
+  if (tid !== undefined) {
+    if (config.multiTenant) out.push(config.issuer.replace(/\/(common|organizations|consumers|\{tenantid\})\//i, `/${tid}/`))
+    if (new URL(config.issuer).hostname === 'login.microsoftonline.com') out.push(`https://sts.windows.net/${tid}/`)
+  }
+  return out
+}
+
+async function bearerPlugin (app: FastifyInstance, opts: { config: GatewayConfig }): Promise<void> {
+  const { config } = opts
+  const audiences = [config.clientId, `api://${config.clientId}`]
+  let jwks: ReturnType<typeof createRemoteJWKSet> | undefined
+  /** Verified tokens until they expire: a verification per request would dominate API calls. */
+  const cache = new Map<string, { result: BearerResult, exp: number }>()
+
+  async function verify (token: string): Promise<BearerResult> {
+    let claims: JWTPayload
+    try {
+      claims = decodeJwt(token)
+    } catch {
+      return NONE
+    }
+    const tid = typeof claims.tid === 'string' ? claims.tid.toLowerCase() : undefined
+    const aud = Array.isArray(claims.aud) ? claims.aud : [claims.aud]
+    const issuers = expectedIssuers(config, tid)
+    // Not issued for this app by this issuer: not ours to judge.
+    if (typeof claims.iss !== 'string' || !issuers.includes(claims.iss) || !aud.some(a => typeof a === 'string' && audiences.includes(a))) return NONE
+
+    if (jwks === undefined) {
+      const uri = (await app.idp.get()).serverMetadata().jwks_uri
+      if (uri === undefined) return { kind: 'invalid', reason: 'the identity provider publishes no keys' }
+      jwks = createRemoteJWKSet(new URL(uri))
+    }
+    let payload: JWTPayload
+    try {
+      ({ payload } = await jwtVerify(token, jwks, { issuer: issuers, audience: audiences, algorithms: ['RS256'], clockTolerance: CLOCK_TOLERANCE_SECONDS, requiredClaims: ['exp'] }))
+    } catch (err) {
+      if (err instanceof joseErrors.JWTExpired) return { kind: 'invalid', reason: 'the token has expired' }
+      if (err instanceof joseErrors.JWTClaimValidationFailed) return { kind: 'invalid', reason: `the token's ${err.claim} claim is not acceptable` }
+      return { kind: 'invalid', reason: 'the token signature or format is not valid' }
+    }
+    if (config.allowedTenants !== undefined && (tid === undefined || !config.allowedTenants.includes(tid))) {
+      return { kind: 'invalid', reason: 'the token is from a tenant that may not use this application' }
+    }
+    const c = payload as Claims
+    const identity = identityFromClaims(c)
+    const rulePath = config.requiredRole?.path ?? ['roles']
+    const subject = {
+      identity,
+      roles: identity.roles,
+      groups: identity.groups,
+      roleValues: claimValues(c, rulePath),
+      // A bearer token's overage cannot be resolved (no refresh token): closed.
+      authzError: hasGroupOverage(c) ? 'group overage in a bearer token cannot be resolved' : undefined
+    }
+    const forward = identityHeaders(identity, { maxGroupBytes: config.forwardGroupsMaxBytes, keepGroups: [...config.requiredGroups, ...config.rules.namedGroups] })
+    return { kind: 'valid', subject, forward, who: identity.email ?? identity.preferredUsername ?? identity.userId }
+  }
+
+  async function authenticate (request: FastifyRequest): Promise<BearerResult> {
+    const header = request.headers.authorization
+    if (header === undefined || !header.startsWith('Bearer ')) return NONE
+    const token = header.slice(7).trim()
+    const now = Date.now()
+    const hit = cache.get(token)
+    if (hit !== undefined && hit.exp > now) return hit.result
+    const result = await verify(token)
+    if (result.kind === 'valid') {
+      if (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value as string)
+      const exp = (decodeJwt(token).exp ?? 0) * 1000
+      cache.set(token, { result, exp })
+    }
+    return result
+  }
+
+  app.decorate('bearer', { authenticate })
+}
+
+export default fp(bearerPlugin, { name: 'bearer', fastify: '5.x', dependencies: ['discovery'] })

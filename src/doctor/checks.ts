@@ -1,0 +1,445 @@
+// The doctor's checks. Each takes what it needs (settings, a probe's result, the clock) and
+// returns findings; the few that need the network take the probe as an injectable option, so
+// tests call every check directly. Nothing here prints, and no secret value is ever put in a
+// finding.
+import { ConfigError, isLoopbackHost, knownVariables, loadConfig, type GatewayConfig } from '../config.js'
+import { CLOCK_TOLERANCE_SECONDS } from '../auth/oidc.js'
+import { IDENTITY_HEADERS } from '../proxy/headers.js'
+import { error, ok, redactUrl, warn, type Finding } from './findings.js'
+import { httpGet, redisPing, type HttpProbe, type ProbeOptions, type RedisProbe } from './probes.js'
+
+/** Clock skew above this is worth a warning; above the gateway's tolerance sign-ins fail. */
+export const CLOCK_WARN_SECONDS = 60
+export const CLOCK_ERROR_SECONDS = CLOCK_TOLERANCE_SECONDS
+const DEFAULT_CALLBACK = '/oauth/openid/callback'
+const ENTRA_HOSTS = new Set(['login.microsoftonline.com', 'login.microsoftonline.us', 'login.partner.microsoftonline.cn', 'login.chinacloudapi.cn'])
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+/**
+ * What the checks look at. Taken from the gateway's own configuration when it loads; when it
+ * does not (a ConfigError), read leniently from the environment so everything that can still
+ * be checked is.
+ */
+export interface DoctorSettings {
+  /** OPENID_ISSUER without a trailing slash; undefined when missing or not a URL. */
+  issuer: string | undefined
+  clientId: string | undefined
+  /** DOMAIN_SERVER's origin; undefined when missing or not a URL. */
+  publicOrigin: string | undefined
+  /** OPENID_CALLBACK_URL as configured (possibly malformed). */
+  callbackPath: string
+  useEndSessionEndpoint: boolean
+  postLogoutRedirectUri: string | undefined
+  upstreamUrl: string | undefined
+  upstreamHealthPath: string
+  sessionStore: string
+  redisUrl: string | undefined
+  trustedProxies: string[]
+  /** OPENID_SCOPE, split. */
+  scope: string[]
+}
+
+const trimmed = (env: NodeJS.ProcessEnv, name: string): string | undefined => {
+  const v = env[name]?.trim()
+  return v === undefined || v === '' ? undefined : v
+}
+const parseUrl = (raw: string | undefined): URL | undefined => {
+  if (raw === undefined) return undefined
+  try {
+    const u = new URL(raw)
+    return u.protocol === 'http:' || u.protocol === 'https:' ? u : undefined
+  } catch {
+    return undefined
+  }
+}
+const list = (raw: string | undefined): string[] => (raw ?? '').split(/[\s,]+/).map(s => s.trim()).filter(Boolean)
+
+export function settingsFrom (env: NodeJS.ProcessEnv, config: GatewayConfig | undefined): DoctorSettings {
+  if (config !== undefined) {
+    return {
+      issuer: config.issuer,
+      clientId: config.clientId,
+      publicOrigin: config.publicOrigin,
+      callbackPath: config.callbackPath,
+      useEndSessionEndpoint: config.useEndSessionEndpoint,
+      postLogoutRedirectUri: config.postLogoutRedirectUri,
+      upstreamUrl: config.upstreamUrl,
+      upstreamHealthPath: config.upstreamHealthPath,
+      sessionStore: config.sessionStore,
+      redisUrl: config.redisUrl,
+      trustedProxies: config.trustedProxies,
+      scope: config.scope.split(' ')
+    }
+  }
+  const issuerUrl = parseUrl(trimmed(env, 'OPENID_ISSUER'))
+  const domain = parseUrl(trimmed(env, 'DOMAIN_SERVER'))
+  const upstream = parseUrl(trimmed(env, 'UPSTREAM_URL'))
+  const publicOrigin = domain?.origin
+  return {
+    issuer: issuerUrl?.href.replace(/\/+$/, ''),
+    clientId: trimmed(env, 'OPENID_CLIENT_ID'),
+    publicOrigin,
+    callbackPath: trimmed(env, 'OPENID_CALLBACK_URL') ?? DEFAULT_CALLBACK,
+    useEndSessionEndpoint: /^(true|1|yes|on)$/i.test(trimmed(env, 'OPENID_USE_END_SESSION_ENDPOINT') ?? ''),
+    postLogoutRedirectUri: trimmed(env, 'OPENID_POST_LOGOUT_REDIRECT_URI') ?? trimmed(env, 'DOMAIN_CLIENT') ?? (publicOrigin !== undefined ? publicOrigin + '/' : undefined),
+    upstreamUrl: upstream !== undefined ? upstream.origin + upstream.pathname.replace(/\/+$/, '') : undefined,
+    upstreamHealthPath: trimmed(env, 'UPSTREAM_HEALTH_PATH') ?? '/health',
+    sessionStore: (trimmed(env, 'SESSION_STORE') ?? 'memory').toLowerCase(),
+    redisUrl: trimmed(env, 'REDIS_URL'),
+    trustedProxies: list(trimmed(env, 'TRUSTED_PROXIES')),
+    scope: list(trimmed(env, 'OPENID_SCOPE') ?? 'openid profile email')
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Variables
+// ---------------------------------------------------------------------------------------------
+
+/** Problems with these variables are reported by a dedicated check, with an Entra-specific fix. */
+const REPORTED_ELSEWHERE = ['OPENID_CALLBACK_URL']
+
+/** A ConfigError problem ("NAME is not set: do this." / "NAME must be …") as a finding. */
+export function problemFinding (problem: string): Finding {
+  const text = problem.replace(/\.$/, '')
+  const name = /^[A-Z][A-Z0-9_]*/.exec(text)?.[0] ?? 'configuration'
+  const notSet = /^([A-Z][A-Z0-9_]*) is not set: (.*)$/.exec(text)
+  if (notSet !== null) return error(`${notSet[1] ?? name} is not set`, notSet[2] ?? `set ${name}`)
+  // "NAME must be …; do this" carries its own fix after the semicolon.
+  const semicolon = text.indexOf('; ')
+  if (semicolon !== -1) return error(text.slice(0, semicolon), text.slice(semicolon + 2))
+  return error(text, `correct ${name} in the environment or .env`)
+}
+
+export interface VariablesResult {
+  config: GatewayConfig | undefined
+  findings: Finding[]
+}
+
+/** Loads the configuration exactly as the gateway does and turns every problem into a finding. */
+export function checkVariables (env: NodeJS.ProcessEnv): VariablesResult {
+  const findings: Finding[] = []
+  let config: GatewayConfig | undefined
+  try {
+    config = loadConfig(env)
+    findings.push(ok('configuration loads: every variable present and well-formed', 'nothing to do'))
+  } catch (err) {
+    if (!(err instanceof ConfigError)) {
+      findings.push(error(`configuration could not be read: ${(err as Error).message}`, 'fix the setting it names in the environment or .env'))
+    } else {
+      for (const problem of err.problems) {
+        if (REPORTED_ELSEWHERE.some(n => problem.startsWith(n + ' '))) continue
+        findings.push(problemFinding(problem))
+      }
+    }
+  }
+  findings.push(...checkLikelyMistakes(env))
+  return { config, findings }
+}
+
+/** Mistakes loadConfig cannot see: a secret's id pasted instead of its value, misspelt names. */
+export function checkLikelyMistakes (env: NodeJS.ProcessEnv): Finding[] {
+  const findings: Finding[] = []
+  const issuer = parseUrl(trimmed(env, 'OPENID_ISSUER'))
+  const entra = issuer !== undefined && ENTRA_HOSTS.has(issuer.hostname)
+  const secret = trimmed(env, 'OPENID_CLIENT_SECRET')
+  if (secret !== undefined && GUID.test(secret)) {
+    findings.push(warn('OPENID_CLIENT_SECRET looks like a GUID: that is the secret\'s ID, not its value (sign-in then fails with AADSTS7000215)',
+      'in Entra → App registrations → Certificates & secrets, copy the secret\'s Value column (shown once, when created; make a new one if it is hidden)'))
+  }
+  const clientId = trimmed(env, 'OPENID_CLIENT_ID')
+  if (entra && clientId !== undefined && !GUID.test(clientId)) {
+    findings.push(warn('OPENID_CLIENT_ID is not a GUID (Entra answers AADSTS700016 for an unknown application)',
+      'use the Application (client) ID from the app registration\'s Overview page'))
+  }
+  const known = knownVariables()
+  for (const name of Object.keys(env)) {
+    if (known.includes(name) || !/^(OPENID|DOMAIN|UPSTREAM|SESSION|REDIS|TRUSTED)_/.test(name)) continue
+    const near = known.find(k => editDistance(k, name) <= 2)
+    if (near !== undefined) findings.push(warn(`${name} is not a variable the gateway reads`, `did you mean ${near}?`))
+  }
+  return findings
+}
+
+function editDistance (a: string, b: string): number {
+  if (Math.abs(a.length - b.length) > 2) return 3
+  let prev = Array.from({ length: b.length + 1 }, (_, i) => i)
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i]
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min((prev[j] ?? 0) + 1, (cur[j - 1] ?? 0) + 1, (prev[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1))
+    }
+    prev = cur
+  }
+  return prev[b.length] ?? 3
+}
+
+// ---------------------------------------------------------------------------------------------
+// The IdP: discovery document, issuer, clock
+// ---------------------------------------------------------------------------------------------
+
+export function discoveryUrl (issuer: string): string {
+  return `${issuer.replace(/\/+$/, '')}/.well-known/openid-configuration`
+}
+
+/** Reads the discovery probe: reachable, JSON, and naming the configured issuer. */
+export function discoveryFindings (settings: Pick<DoctorSettings, 'issuer' | 'useEndSessionEndpoint'>, probe: HttpProbe): Finding[] {
+  const issuer = settings.issuer as string
+  const fixIssuer = 'set OPENID_ISSUER to https://login.microsoftonline.com/<tenant-id>/v2.0 (Entra → Overview → Directory (tenant) ID), and make sure this host can reach it'
+  if (probe.error !== undefined) {
+    return [error(`the issuer's discovery document ${probe.url} is unreachable: ${probe.error}`, fixIssuer)]
+  }
+  let doc: Record<string, unknown> | undefined
+  try {
+    const parsed: unknown = JSON.parse(probe.body ?? '')
+    if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) doc = parsed as Record<string, unknown>
+  } catch {}
+  if (probe.status !== 200) {
+    const description = typeof doc?.error_description === 'string' ? doc.error_description : ''
+    const aadsts = /AADSTS\d+/.exec(description)?.[0]
+    const tenantUnknown = aadsts === 'AADSTS90002' || doc?.error === 'invalid_tenant'
+    return [error(`the issuer's discovery document ${probe.url} answered HTTP ${probe.status ?? '?'}${aadsts !== undefined ? ` (${aadsts})` : ''}${tenantUnknown ? ': no such tenant' : ''}`, fixIssuer)]
+  }
+  if (doc === undefined || typeof doc.issuer !== 'string') {
+    return [error(`${probe.url} is not an OpenID Connect discovery document (no "issuer" in it)`, 'OPENID_ISSUER must be the issuer URL itself, e.g. https://login.microsoftonline.com/<tenant-id>/v2.0')]
+  }
+  const findings: Finding[] = []
+  const metaIssuer = doc.issuer.replace(/\/+$/, '')
+  if (metaIssuer.includes('{tenantid}')) {
+    findings.push(warn(`OPENID_ISSUER ${issuer} is a multi-tenant endpoint: its metadata names the template ${doc.issuer}, so users of any tenant (and with "common", personal Microsoft accounts) can sign in`,
+      'use your own tenant: https://login.microsoftonline.com/<tenant-id>/v2.0; if other organizations must sign in, list their tenant ids in OPENID_ALLOWED_TENANTS'))
+  } else if (metaIssuer !== issuer) {
+    const v1 = /^https:\/\/sts\.windows\.net\//.test(metaIssuer)
+    findings.push(error(`the discovery document's issuer is ${doc.issuer} but OPENID_ISSUER is ${issuer}: every sign-in would be refused`,
+      v1 ? `that is Entra's v1 endpoint: set OPENID_ISSUER to ${issuer}/v2.0` : `set OPENID_ISSUER to ${metaIssuer}`))
+  } else {
+    findings.push(ok(`the issuer's discovery document ${probe.url} is reachable and names issuer ${doc.issuer}`, 'nothing to do'))
+  }
+  if (settings.useEndSessionEndpoint && typeof doc.end_session_endpoint !== 'string') {
+    findings.push(warn('OPENID_USE_END_SESSION_ENDPOINT=true but the IdP has no end_session_endpoint: sign-out ends only the gateway session',
+      'set OPENID_USE_END_SESSION_ENDPOINT=false, or use an IdP that offers RP-initiated logout'))
+  }
+  return findings
+}
+
+/**
+ * Clock skew against the IdP's Date header. The header has one-second resolution and the
+ * answer took a while, so the local time compared is the middle of the exchange.
+ */
+export function clockFindings (probe: HttpProbe): Finding[] {
+  if (probe.error !== undefined) return []
+  const remote = probe.date !== undefined ? Date.parse(probe.date) : NaN
+  if (Number.isNaN(remote)) {
+    return [warn(`the IdP sent no usable Date header, so clock skew could not be checked (${probe.url})`, 'make sure this host keeps time with NTP (timedatectl set-ntp true, or chrony)')]
+  }
+  const local = (probe.sentAt + probe.receivedAt) / 2
+  const skew = Math.round((local - remote) / 1000)
+  const size = Math.abs(skew)
+  const how = skew > 0 ? `ahead of the IdP by ${size} s` : `behind the IdP by ${size} s`
+  const fix = 'sync this host\'s clock with NTP (timedatectl set-ntp true, or chrony; in a container, the host\'s clock)'
+  if (size > CLOCK_ERROR_SECONDS) return [error(`this host's clock is ${how}, beyond the gateway's ${CLOCK_ERROR_SECONDS} s tolerance: ID tokens will be refused as not yet valid or expired`, fix)]
+  if (size > CLOCK_WARN_SECONDS) return [warn(`this host's clock is ${how} (the gateway tolerates ${CLOCK_ERROR_SECONDS} s)`, fix)]
+  return [ok(`this host's clock agrees with the IdP's (${size <= 1 ? 'within a second' : how})`, 'nothing to do')]
+}
+
+export interface NetworkOptions extends ProbeOptions {
+  /** Replaces the HTTP probe (tests). */
+  get?: typeof httpGet
+  /** Replaces the Redis probe (tests). */
+  ping?: (url: string, opts: ProbeOptions) => Promise<RedisProbe>
+}
+
+export async function checkIdp (settings: DoctorSettings, opts: NetworkOptions = {}): Promise<Finding[]> {
+  if (settings.issuer === undefined) return [] // the variables check already said why
+  const get = opts.get ?? httpGet
+  const probe = await get(discoveryUrl(settings.issuer), { timeoutMs: opts.timeoutMs ?? 5000, now: opts.now, maxBody: 256 * 1024 })
+  return [...discoveryFindings(settings, probe), ...clockFindings(probe)]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Redirect URI
+// ---------------------------------------------------------------------------------------------
+
+export function isCallbackPath (path: string): boolean {
+  return path.startsWith('/') && !path.startsWith('//') && !/[?#\s\\]/.test(path)
+}
+
+/** The redirect URI to register in Entra, printed exactly, and whether Entra will take it. */
+export function checkRedirectUri (settings: Pick<DoctorSettings, 'publicOrigin' | 'callbackPath' | 'useEndSessionEndpoint' | 'postLogoutRedirectUri'>): Finding[] {
+  const findings: Finding[] = []
+  if (!isCallbackPath(settings.callbackPath)) {
+    findings.push(error(`OPENID_CALLBACK_URL "${settings.callbackPath}" is not a path, so no redirect URI can be built`,
+      `set OPENID_CALLBACK_URL to a path such as ${DEFAULT_CALLBACK} (no scheme, host or query): the redirect URI is DOMAIN_SERVER + that path, and must be registered in Entra exactly`))
+    return findings
+  }
+  if (settings.publicOrigin === undefined) return findings // DOMAIN_SERVER's own problem is reported with the variables
+  const redirectUri = settings.publicOrigin + settings.callbackPath
+  const origin = new URL(settings.publicOrigin)
+  findings.push(ok(`redirect URI to register in Entra: ${redirectUri}`,
+    'add it exactly (scheme, host, port, path; no trailing slash) under App registrations → Authentication → Web → Redirect URIs; a mismatch fails sign-in with AADSTS50011'))
+  if (origin.protocol === 'http:' && !isLoopbackHost(origin.hostname)) {
+    findings.push(warn(`the redirect URI ${redirectUri} is http:// on ${origin.hostname}: Entra accepts http:// redirect URIs only for localhost`,
+      `serve the gateway over https (e.g. behind a TLS-terminating proxy) and set DOMAIN_SERVER=https://${origin.host}`))
+  }
+  if (settings.useEndSessionEndpoint && settings.postLogoutRedirectUri !== undefined) {
+    findings.push(ok(`after sign-out Entra sends users to ${settings.postLogoutRedirectUri}`,
+      'register it as a redirect URI of the app registration too, or Entra stops at its own signed-out page'))
+  }
+  return findings
+}
+
+// ---------------------------------------------------------------------------------------------
+// Upstream and Redis
+// ---------------------------------------------------------------------------------------------
+
+export function upstreamFindings (probe: HttpProbe): Finding[] {
+  const fix = 'start the app, or set UPSTREAM_URL to where it listens as seen from the gateway (LibreChat in docker compose: http://api:3080)'
+  if (probe.error !== undefined) return [error(`the upstream ${redactUrl(probe.url)} is unreachable: ${probe.error}`, fix)]
+  const status = probe.status ?? 0
+  if (status >= 500) return [error(`the upstream ${redactUrl(probe.url)} answered HTTP ${status}`, 'look at the upstream\'s own logs; the gateway reports it as not ready until it answers')]
+  if (status === 404) return [warn(`the upstream answered 404 at its health path ${redactUrl(probe.url)}`, 'set UPSTREAM_HEALTH_PATH to a path the upstream answers without signing in (LibreChat: /health)')]
+  return [ok(`the upstream ${redactUrl(probe.url)} answers (HTTP ${status})`, 'nothing to do; keep it reachable only through the gateway')]
+}
+
+export async function checkUpstream (settings: DoctorSettings, opts: NetworkOptions = {}): Promise<Finding[]> {
+  if (settings.upstreamUrl === undefined) return []
+  const get = opts.get ?? httpGet
+  return upstreamFindings(await get(settings.upstreamUrl + settings.upstreamHealthPath, { timeoutMs: opts.timeoutMs ?? 3000, now: opts.now, accept: '*/*' }))
+}
+
+export async function checkRedis (settings: DoctorSettings, opts: NetworkOptions = {}): Promise<Finding[]> {
+  if (settings.sessionStore !== 'redis' || settings.redisUrl === undefined || !/^rediss?:\/\//.test(settings.redisUrl)) return []
+  const ping = opts.ping ?? redisPing
+  const shown = redactUrl(settings.redisUrl)
+  const probe = await ping(settings.redisUrl, { timeoutMs: opts.timeoutMs ?? 2000 })
+  if (probe.error === undefined) return [ok(`Redis at ${shown} answers PING`, 'nothing to do')]
+  if (probe.error.startsWith('authentication failed')) {
+    return [error(`Redis at ${shown} refused the credentials: ${probe.error}`, 'put the password in REDIS_URL as redis://:<password>@host:6379/0 (or redis://<user>:<password>@… with ACLs)')]
+  }
+  return [error(`Redis at ${shown} is unreachable: ${probe.error}`, 'start Redis, or set REDIS_URL to where it listens (e.g. redis://redis:6379/0); SESSION_STORE=memory needs none')]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Graph scopes
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Delegated Microsoft Graph permissions and whether they need an administrator's consent
+ * (Microsoft Graph permissions reference, "AdminConsentRequired" for the delegated kind).
+ */
+export const GRAPH_DELEGATED_ADMIN_CONSENT: Readonly<Record<string, boolean>> = {
+  'User.Read': false,
+  'User.ReadWrite': false,
+  'User.ReadBasic.All': false,
+  'User.Read.All': true,
+  'User.ReadWrite.All': true,
+  'People.Read': false,
+  'People.Read.All': true,
+  'GroupMember.Read.All': true,
+  'GroupMember.ReadWrite.All': true,
+  'Group.Read.All': true,
+  'Group.ReadWrite.All': true,
+  'Directory.Read.All': true,
+  'Directory.ReadWrite.All': true,
+  'Directory.AccessAsUser.All': true,
+  'Application.Read.All': true,
+  'Member.Read.Hidden': true,
+  'Mail.Read': false,
+  'Mail.ReadBasic': false,
+  'Mail.Send': false,
+  'Calendars.Read': false,
+  'Calendars.ReadWrite': false,
+  'Contacts.Read': false,
+  'Files.Read': false,
+  'Files.Read.All': false,
+  'Files.ReadWrite': false,
+  'Files.ReadWrite.All': false,
+  'Sites.Read.All': false,
+  'Sites.ReadWrite.All': false,
+  'Presence.Read': false,
+  'Presence.Read.All': false,
+  'Chat.Read': false,
+  'Team.ReadBasic.All': false,
+  'Channel.ReadBasic.All': false,
+  'Tasks.Read': false,
+  'Notes.Read': false,
+  'MailboxSettings.Read': false,
+  openid: false,
+  profile: false,
+  email: false,
+  offline_access: false
+}
+
+const OIDC_SCOPES = new Set(['openid', 'profile', 'email', 'offline_access'])
+
+/**
+ * OPENID_GRAPH_SCOPES (comma- or space-separated names, optionally with the Graph prefix) and
+ * what each needs consented. Read from the environment directly: the doctor says what a
+ * setting will need even before the gateway uses it.
+ */
+export function checkGraphScopes (env: NodeJS.ProcessEnv, scope: readonly string[] = []): Finding[] {
+  const graphBase = (parseUrl(trimmed(env, 'GRAPH_API_URL'))?.origin ?? 'https://graph.microsoft.com') + '/'
+  const raw = list(trimmed(env, 'OPENID_GRAPH_SCOPES'))
+  if (raw.length === 0) return [ok('no Microsoft Graph scopes requested (OPENID_GRAPH_SCOPES is empty)', 'nothing to consent')]
+  const byLower = new Map(Object.keys(GRAPH_DELEGATED_ADMIN_CONSENT).map(k => [k.toLowerCase(), k]))
+  const admin: string[] = []
+  const user: string[] = []
+  const unknown: string[] = []
+  const foreign: string[] = []
+  for (const entry of raw) {
+    let name = entry
+    if (/^https?:\/\//i.test(entry)) {
+      if (!entry.toLowerCase().startsWith(graphBase.toLowerCase())) { foreign.push(entry); continue }
+      name = entry.slice(graphBase.length)
+    }
+    const canonical = byLower.get(name.toLowerCase())
+    if (canonical === undefined) unknown.push(name)
+    else if (GRAPH_DELEGATED_ADMIN_CONSENT[canonical] === true) admin.push(canonical)
+    else user.push(canonical)
+  }
+  const findings: Finding[] = []
+  const where = 'Entra → App registrations → <your app> → API permissions'
+  if (admin.length > 0) {
+    findings.push(warn(`Graph scopes that need admin consent: ${admin.join(', ')}`,
+      `a Global or Privileged Role Administrator must add them as delegated Microsoft Graph permissions in ${where} and press "Grant admin consent"; until then users see "Need admin approval" (AADSTS90094) or token requests fail with AADSTS65001`))
+  }
+  if (user.length > 0) {
+    findings.push(ok(`Graph scopes users may consent to themselves: ${user.join(', ')}`,
+      `add them as delegated permissions in ${where}; grant admin consent anyway so nobody sees a consent prompt, and so tenants that restrict user consent do not block sign-in`))
+  }
+  if (unknown.length > 0) {
+    findings.push(warn(`OPENID_GRAPH_SCOPES names scopes this doctor does not know: ${unknown.join(', ')}`,
+      'check the spelling against the Microsoft Graph permissions reference; a scope Graph does not have fails sign-in with AADSTS650053'))
+  }
+  if (foreign.length > 0) {
+    findings.push(error(`OPENID_GRAPH_SCOPES holds scopes of another resource than ${graphBase}: ${foreign.join(', ')}`,
+      'one access token targets one resource (AADSTS70011 / AADSTS28000): keep only Graph permissions in OPENID_GRAPH_SCOPES'))
+  }
+  const otherResource = scope.filter(s => !OIDC_SCOPES.has(s) && (s.includes('://') || s.includes('/')) && !s.toLowerCase().startsWith(graphBase.toLowerCase()))
+  if (otherResource.length > 0) {
+    findings.push(warn(`OPENID_SCOPE asks for another resource (${otherResource.join(', ')}) alongside Graph scopes`,
+      'one token request can target only one resource (AADSTS28000): request Graph scopes and your API\'s scopes separately'))
+  }
+  return findings
+}
+
+// ---------------------------------------------------------------------------------------------
+// Forwarded headers
+// ---------------------------------------------------------------------------------------------
+
+const headerCase = (name: string): string => name.split('-').map(p => p.charAt(0).toUpperCase() + p.slice(1)).join('-')
+
+export function checkForwardedHeaders (settings: Pick<DoctorSettings, 'trustedProxies'>): Finding[] {
+  const findings: Finding[] = [
+    ok(`identity headers the upstream receives for a signed-in user: ${IDENTITY_HEADERS.map(headerCase).join(', ')} (non-ASCII values as RFC 8187 UTF-8''…)`,
+      'same-named headers sent by clients are removed; keep the upstream reachable only through the gateway, since it trusts these headers')
+  ]
+  const trusted = settings.trustedProxies
+  if (trusted.some(p => p === '0.0.0.0/0' || p === '::/0')) {
+    findings.push(warn(`TRUSTED_PROXIES (${trusted.join(', ')}) trusts every address: any client can choose its own X-Forwarded-For/-Proto/-Host`,
+      'list only the addresses of your reverse proxy or load balancer, e.g. 10.0.0.0/8'))
+  } else {
+    findings.push(ok(`X-Forwarded-For, X-Forwarded-Proto and X-Forwarded-Host are set from the connection; a client's own values are kept only from ${trusted.length > 0 ? trusted.join(', ') : 'nobody (TRUSTED_PROXIES is empty)'}`,
+      trusted.length > 0 ? 'nothing to do' : 'behind a reverse proxy, set TRUSTED_PROXIES to its address so the real client address is logged'))
+  }
+  return findings
+}

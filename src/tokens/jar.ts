@@ -1,0 +1,101 @@
+// The user's tokens and the two ways to get new ones from the refresh token: a refresh of the
+// sign-in token (same scopes), and a token for another resource (Graph, SharePoint), since one
+// Entra access token targets one resource. Refresh tokens rotate: the newest is always kept.
+import * as client from 'openid-client'
+import type { Claims } from '../auth/identity.js'
+
+export interface ResourceToken {
+  accessToken: string
+  /** Epoch seconds. */
+  expiresAt: number
+  scope: string
+}
+
+/** What is sealed into the session. */
+export interface TokenSet {
+  idToken: string
+  accessToken: string
+  /** Epoch seconds; undefined when the IdP did not say. */
+  accessTokenExpiresAt: number | undefined
+  refreshToken: string | undefined
+  scope: string | undefined
+  /** Tokens for other resources, by their sorted scope string. */
+  resources?: Record<string, ResourceToken>
+}
+
+export type RefreshFailure = 'invalid_grant' | 'no_refresh_token' | 'idp_error' | 'unreachable'
+
+export class RefreshError extends Error {
+  readonly reason: RefreshFailure
+  readonly idpError: string | undefined
+  constructor (reason: RefreshFailure, message: string, idpError?: string) {
+    super(message)
+    this.name = 'RefreshError'
+    this.reason = reason
+    this.idpError = idpError
+  }
+}
+
+export function classifyRefreshError (err: unknown): RefreshError {
+  if (err instanceof RefreshError) return err
+  if (err instanceof client.ResponseBodyError) {
+    const aadsts = /AADSTS\d+/.exec(typeof err.error_description === 'string' ? err.error_description : '')?.[0]
+    // invalid_grant: revoked, expired, or the password changed; only a new sign-in helps.
+    if (err.error === 'invalid_grant') return new RefreshError('invalid_grant', 'the refresh token was refused (invalid_grant)', aadsts ?? err.error)
+    return new RefreshError('idp_error', `the token endpoint answered ${err.error}`, aadsts ?? err.error)
+  }
+  return new RefreshError('unreachable', `the token endpoint could not be reached: ${(err as Error).message}`)
+}
+
+const nowSeconds = (): number => Math.floor(Date.now() / 1000)
+
+/** Refreshes the sign-in token with the same scopes; returns the new set and new ID token claims. */
+export async function refreshSignInTokens (oidc: client.Configuration, set: TokenSet, scope: string): Promise<{ set: TokenSet, claims: Claims | undefined }> {
+  if (set.refreshToken === undefined) throw new RefreshError('no_refresh_token', 'the session has no refresh token')
+  let res: Awaited<ReturnType<typeof client.refreshTokenGrant>>
+  try {
+    res = await client.refreshTokenGrant(oidc, set.refreshToken, { scope })
+  } catch (err) {
+    throw classifyRefreshError(err)
+  }
+  const expiresIn = res.expiresIn()
+  return {
+    set: {
+      ...set,
+      accessToken: res.access_token,
+      accessTokenExpiresAt: expiresIn !== undefined ? nowSeconds() + expiresIn : undefined,
+      refreshToken: res.refresh_token ?? set.refreshToken,
+      idToken: res.id_token ?? set.idToken,
+      scope: res.scope ?? set.scope
+    },
+    claims: res.claims() as Claims | undefined
+  }
+}
+
+/** Holds a token set while one operation may redeem the refresh token for other resources. */
+export class TokenJar {
+  set: TokenSet
+  readonly #oidc: client.Configuration
+
+  constructor (oidc: client.Configuration, set: TokenSet) {
+    this.#oidc = oidc
+    this.set = set
+  }
+
+  /** A token for these scopes of one resource, cached until `minValiditySeconds` before expiry. */
+  async forScopes (scopes: readonly string[], minValiditySeconds: number): Promise<ResourceToken> {
+    const key = [...scopes].sort().join(' ')
+    const cached = this.set.resources?.[key]
+    if (cached !== undefined && cached.expiresAt - minValiditySeconds > nowSeconds()) return cached
+    if (this.set.refreshToken === undefined) throw new RefreshError('no_refresh_token', 'the session has no refresh token')
+    let res: Awaited<ReturnType<typeof client.refreshTokenGrant>>
+    try {
+      res = await client.refreshTokenGrant(this.#oidc, this.set.refreshToken, { scope: scopes.join(' ') })
+    } catch (err) {
+      throw classifyRefreshError(err)
+    }
+    const token: ResourceToken = { accessToken: res.access_token, expiresAt: nowSeconds() + (res.expiresIn() ?? 3600), scope: res.scope ?? scopes.join(' ') }
+    this.set = { ...this.set, refreshToken: res.refresh_token ?? this.set.refreshToken, resources: { ...this.set.resources, [key]: token } }
+    return token
+  }
+}

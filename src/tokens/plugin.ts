@@ -1,0 +1,182 @@
+// Keeping a session true: the access token is refreshed before it expires, and roles and
+// groups are re-read at every refresh and at least every AUTHZ_RECHECK_SECONDS. Exactly one
+// refresh runs per session however many requests arrive together: single-flight in this
+// process, and a lock in the session store across replicas.
+import fp from 'fastify-plugin'
+import { decodeJwt } from 'jose'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { GatewayConfig } from '../config.js'
+import { Sealer } from '../session/seal.js'
+import { refreshSignInTokens, TokenJar, RefreshError, type TokenSet } from './jar.js'
+import { resolveUser } from '../auth/user.js'
+import type { Claims } from '../auth/identity.js'
+import type { GraphOptions } from '../graph/client.js'
+
+/** What a request may do after the freshness check. */
+export type Freshness = 'ok' | 'ended' | 'unavailable'
+
+export interface Tokens {
+  readonly sealer: Sealer
+  readonly graph: GraphOptions
+  /** Refreshes/rechecks the session when due; see Freshness. */
+  ensureFresh: (request: FastifyRequest) => Promise<Freshness>
+  /** The session's tokens, unsealed. */
+  open: (request: FastifyRequest) => TokenSet | undefined
+  /**
+   * Runs `fn` with the session's tokens under the session's refresh lock and keeps whatever
+   * the jar redeemed (rotated refresh token, cached resource tokens).
+   */
+  withJar: <T>(request: FastifyRequest, fn: (jar: TokenJar) => Promise<T>) => Promise<T>
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    tokens: Tokens
+  }
+}
+
+const LOCK_TTL_MS = 15_000
+const LOCK_WAIT_MS = 10_000
+/** After a failed refresh (IdP down), wait this long before trying again. */
+const RETRY_AFTER_FAILURE_MS = 15_000
+/** After Graph failed for an overage user, re-check this soon. */
+const AUTHZ_ERROR_RETRY_MS = 30_000
+
+async function tokensPlugin (app: FastifyInstance, opts: { config: GatewayConfig }): Promise<void> {
+  const { config } = opts
+  const sealer = new Sealer(config.sessionSecrets)
+  const graph: GraphOptions = { baseUrl: config.graphApiUrl }
+  const store = app.sessionStoreImpl
+  const inflight = new Map<string, Promise<Freshness>>()
+  /** Session id → epoch ms before which a failed refresh is not retried. Bounded below. */
+  const backoff = new Map<string, number>()
+
+  function due (request: FastifyRequest, now: number): boolean {
+    const s = request.session
+    const user = s.user
+    if (user === undefined) return false
+    if (s.accessExp !== undefined && (s.accessExp - config.tokenRefreshSkewSeconds) * 1000 <= now) return true
+    if (user.checkedAt + config.authzRecheckSeconds * 1000 <= now) return true
+    return user.authzError !== undefined && user.checkedAt + AUTHZ_ERROR_RETRY_MS <= now
+  }
+
+  const open = (request: FastifyRequest): TokenSet | undefined => sealer.openJson<TokenSet>(request.session.sealed)
+
+  /** Session id → the tail of the work queued on it in this process. */
+  const queues = new Map<string, Promise<unknown>>()
+
+  /**
+   * Runs fn exclusively for this session: after any earlier work on it in this process, under
+   * the store's lock (other replicas), with the session re-read from the store first. Every
+   * use of the refresh token goes through here, so a rotated token is never used twice.
+   */
+  async function exclusive<T> (request: FastifyRequest, fn: () => Promise<T>): Promise<T> {
+    const sid = request.session.sessionId
+    const before = queues.get(sid) ?? Promise.resolve()
+    const run = before.catch(() => {}).then(async () => {
+      const release = await store.lock(`refresh:${sid}`, LOCK_TTL_MS, LOCK_WAIT_MS)
+      try {
+        await request.session.reload()
+        return await fn()
+      } finally {
+        await release()
+      }
+    })
+    const tail = run.catch(() => {})
+    queues.set(sid, tail)
+    void tail.then(() => { if (queues.get(sid) === tail) queues.delete(sid) })
+    return await run
+  }
+
+  /** Leader work: under the store lock, with the newest session state from the store. */
+  async function refresh (request: FastifyRequest): Promise<Freshness> {
+    // Another replica may have refreshed (and rotated the refresh token) meanwhile: exclusive()
+    // re-reads the session, and the work is skipped when it is no longer due.
+    return await exclusive(request, async () => {
+      const now = Date.now()
+      const s = request.session
+      const user = s.user
+      if (user === undefined) return 'ended'
+      if (!due(request, now)) return 'ok'
+      const set = open(request)
+      if (set === undefined) return await end(request, 'tokens_unreadable')
+      const tokenValid = s.accessExp === undefined || s.accessExp * 1000 > now
+      try {
+        const oidc = await app.idp.get()
+        const refreshed = await refreshSignInTokens(oidc, set, config.signInScope)
+        const jar = new TokenJar(oidc, refreshed.set)
+        const claims = refreshed.claims ?? decodeJwt(refreshed.set.idToken) as Claims
+        const next = await resolveUser({ config, oidc, jar, graph }, claims, user.signedInAt)
+        s.user = next
+        s.sealed = sealer.sealJson(jar.set)
+        s.accessExp = jar.set.accessTokenExpiresAt
+        if (config.reuseTokens) {
+          // The session slides with Entra's refresh token, within the absolute bound.
+          s.cookie.maxAge = Math.max(1000, Math.min(config.sessionExpirySeconds * 1000, user.signedInAt + config.sessionMaxAgeSeconds * 1000 - now))
+        }
+        await s.save()
+        backoff.delete(s.sessionId)
+        request.log.info({ event: 'token_refresh', user: next.userId, tenant: next.tenantId, authzError: next.authzError }, 'tokens refreshed and authorization re-read')
+        return 'ok'
+      } catch (err) {
+        const failure = err instanceof RefreshError ? err : undefined
+        if (failure?.reason === 'invalid_grant' || failure?.reason === 'no_refresh_token') return await end(request, failure.reason, failure.idpError)
+        request.log.warn({ event: 'refresh_failed', user: user.userId, tenant: user.tenantId, reason: failure?.reason ?? 'error', detail: (err as Error).message, stillValid: tokenValid }, 'token refresh failed')
+        if (backoff.size > 10_000) backoff.clear()
+        backoff.set(s.sessionId, now + RETRY_AFTER_FAILURE_MS)
+        return tokenValid ? 'ok' : 'unavailable'
+      }
+    })
+  }
+
+  async function end (request: FastifyRequest, reason: string, idpError?: string): Promise<Freshness> {
+    const user = request.session.user
+    request.log.info({ event: 'session_end', user: user?.userId, tenant: user?.tenantId, reason, idpError, ip: request.ip }, 'session ended')
+    await request.session.destroy()
+    return 'ended'
+  }
+
+  async function ensureFresh (request: FastifyRequest): Promise<Freshness> {
+    const now = Date.now()
+    if (!due(request, now)) return 'ok'
+    const sid = request.session.sessionId
+    const retryAt = backoff.get(sid)
+    if (retryAt !== undefined && retryAt > now) {
+      const exp = request.session.accessExp
+      return exp === undefined || exp * 1000 > now ? 'ok' : 'unavailable'
+    }
+    const running = inflight.get(sid)
+    if (running !== undefined) {
+      const outcome = await running
+      // Follow the leader: its saved session is the truth now.
+      if (outcome !== 'ended') await request.session.reload()
+      return outcome
+    }
+    const p = refresh(request).catch((err: unknown) => {
+      request.log.error({ event: 'refresh_failed', reason: 'internal', detail: (err as Error).message }, 'token refresh failed')
+      return 'unavailable' as const
+    }).finally(() => inflight.delete(sid))
+    inflight.set(sid, p)
+    return await p
+  }
+
+  async function withJar<T> (request: FastifyRequest, fn: (jar: TokenJar) => Promise<T>): Promise<T> {
+    return await exclusive(request, async () => {
+      const set = open(request)
+      if (set === undefined) throw new RefreshError('no_refresh_token', 'the session holds no tokens')
+      const jar = new TokenJar(await app.idp.get(), set)
+      try {
+        return await fn(jar)
+      } finally {
+        if (jar.set !== set) {
+          request.session.sealed = sealer.sealJson(jar.set)
+          await request.session.save()
+        }
+      }
+    })
+  }
+
+  app.decorate('tokens', { sealer, graph, ensureFresh, open, withJar })
+}
+
+export default fp(tokensPlugin, { name: 'tokens', fastify: '5.x', dependencies: ['session', 'discovery'] })
