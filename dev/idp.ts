@@ -12,15 +12,55 @@
  * - a refresh token whenever `offline_access` is requested (no `prompt=consent` needed),
  *   rotated on every use;
  * - access tokens are RS256 JWTs (aud = client id, `scp`, `roles`, `oid`, `tid`);
+ * - one access token per resource: scopes named by URL (`https://graph.microsoft.com/User.Read`)
+ *   get an access token for THAT resource, at sign-in and on refresh (next section);
+ * - `login_hint` claim in ID tokens (an opaque value, usable as `logout_hint`);
  * - no consent screen: an app with admin consent never shows one.
+ *
+ * Access tokens for other resources (Graph, SharePoint, any API), the way Entra does it:
+ * - A scope that is an absolute http(s) URL names a resource and a permission: the resource is
+ *   the URL without its last path segment, the permission is that segment
+ *   (`https://graph.microsoft.com/User.Read` -> `https://graph.microsoft.com` + `User.Read`,
+ *   `http://127.0.0.1:4567/.default`, `https://analysis.windows.net/powerbi/api/Report.Read.All`).
+ * - A token request (authorization_code or refresh_token grant) whose `scope` names such scopes
+ *   gets an access token for that resource: RS256 JWT, `typ: JWT`, signed with this IdP's key,
+ *   `aud` = the resource, `scp` = the permission names, `oid`, `tid`, `sub`, `name`,
+ *   `preferred_username`, `azp`, `ver: 2.0`, `iat`/`nbf`/`exp` (accessTokenTtlSeconds). No
+ *   `roles`: in Entra they are the app roles of the RESOURCE, which this IdP has none of (so do
+ *   not read your app's roles from a Graph token). `/.default` gets `scp` from
+ *   `StartIdpOptions.defaultScopes[resource]` (default `user_impersonation`). The ID token and
+ *   the refresh token are issued as usual; the response's `scope` lists the resource's scopes
+ *   (full URLs) and the OIDC ones.
+ * - Scopes of two resources in one token request: 400 `invalid_scope`, `AADSTS70011` ("not
+ *   compatible with each other"); so is `/.default` next to another scope of the same resource.
+ *   openid/profile/email/offline_access mix with any one resource.
+ * - At sign-in (/authorize) URL scopes are accepted, of several resources even (Entra asks
+ *   consent for all of them there). Redeeming the code without a URL scope in the token request
+ *   targets the resource of the FIRST URL scope of the authorization request (Microsoft's
+ *   documented rule); with URL scopes in the token request, those decide.
+ * - A refresh token is not tied to a resource: `grant_type=refresh_token` with the scopes of any
+ *   resource works. A refresh without URL scopes targets what the sign-in targeted (the app's
+ *   own token, aud = client id, when the sign-in named no resource).
+ * - No permission model: every scope of every resource is granted.
+ * How: oidc-provider does the protocol (client authentication, code, PKCE, refresh-token
+ * rotation, ID token) and never sees the URL scopes as grantable; the http wrapper in front of
+ * the token endpoint (makeTokenEndpoint) checks the scopes, drops them from a refresh request
+ * before the provider reads it (it would refuse scopes the refresh token was not issued with)
+ * and, in a Koa middleware after the grant ran, replaces `access_token` with a JWT minted with
+ * jose for the resource. A code learns its resource when oidc-provider saves it (the
+ * `authorization_code.saved` event, reading the request's scope through `Provider.ctx`).
+ *
+ * Test knobs on the returned Idp: `setDown`, `setSlow` (token endpoint latency),
+ * `revokeRefreshTokens` (invalid_grant on the next refresh, as after a password reset or
+ * revokeSignInSessions), `tokenRequests` (token-endpoint calls per grant type).
  *
  * Known differences from Entra are listed at the end of this file.
  */
-import { randomBytes, createHash } from 'node:crypto'
+import { randomBytes, randomUUID, createHash } from 'node:crypto'
 import http from 'node:http'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { calculateJwkThumbprint, exportJWK, generateKeyPair, jwtVerify } from 'jose'
+import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair, jwtVerify } from 'jose'
 // oidc-provider 9 ships no TypeScript declarations (and @types/oidc-provider describes v8 and is
 // not installed): the import is untyped and the subset we rely on is typed below.
 // @ts-ignore -- untyped module; `ts-ignore` rather than `ts-expect-error` so that adding types later does not break the build
@@ -63,7 +103,33 @@ export interface StartIdpOptions {
   tenantId?: string;
   clients: IdpClient[];
   users: IdpUser[];
+  /** Lifetime of every access token (the app's own and other resources'), seconds. Default 3600 (Entra: 60-90 minutes). */
+  accessTokenTtlSeconds?: number;
+  /**
+   * Reuse of a refresh token that was already rotated (used once):
+   * - `'revoke-grant'` (default; oidc-provider's replay detection): invalid_grant, and the whole
+   *   grant is revoked, including the newest refresh token.
+   * - `'allow'` (Entra): every refresh token stays valid until it expires or is revoked; each use
+   *   still returns a new one.
+   */
+  refreshTokenReuse?: 'revoke-grant' | 'allow';
+  /**
+   * `scp` of a token for `<resource>/.default` (Entra: the statically configured permissions),
+   * keyed by resource, e.g. `{ 'https://graph.microsoft.com': ['User.Read', 'GroupMember.Read.All'] }`.
+   * Default `['user_impersonation']`.
+   */
+  defaultScopes?: Record<string, string[]>;
 }
+
+/** Token-endpoint requests received, by `grant_type` (unknown grant types get their own key). */
+export interface TokenRequestCounts {
+  authorization_code: number;
+  refresh_token: number;
+  [grantType: string]: number;
+}
+
+/** Longest `setSlow` delay accepted (ms). */
+export const MAX_TOKEN_DELAY_MS = 60_000
 
 export interface Idp {
   /** `http://host:port/<tenantId>/v2.0`, no trailing slash. */
@@ -80,6 +146,24 @@ export interface Idp {
   users: Map<string, IdpUser>;
   /** While down, every request (discovery, token, JWKS, login, ...) gets 503. */
   setDown(down: boolean): void;
+  /**
+   * Token-endpoint POSTs received per grant_type, counted on arrival whatever the outcome
+   * (also while down or slow). A live object: read it, or reset a key to 0.
+   */
+  tokenRequests: TokenRequestCounts;
+  /**
+   * Delays every token-endpoint response by `ms` (0 turns it off; clamped to 0..MAX_TOKEN_DELAY_MS).
+   * Other endpoints are not delayed. close() cuts delayed requests short.
+   */
+  setSlow(ms: number): void;
+  /**
+   * Revokes every refresh token issued so far to this user (by `username`, or login name):
+   * each later use gets 400 invalid_grant (`AADSTS50173`), as after a password reset or
+   * revokeSignInSessions. Access tokens stay valid until they expire, as in Entra. A later
+   * sign-in gets working refresh tokens again. `endSessions: true` also ends the user's IdP
+   * sessions (the next sign-in shows the form). Returns how many refresh tokens were revoked.
+   */
+  revokeRefreshTokens(username: string, opts?: { endSessions?: boolean }): number;
   /** Closes the server and every open connection. */
   close(): Promise<void>;
 }
@@ -160,6 +244,7 @@ interface GrantClass {
 
 /** The parts of oidc-provider's Koa context that the configuration below touches. */
 interface ProviderContext {
+  req: IncomingMessage;
   method: string;
   path: string;
   origin: string;
@@ -178,6 +263,8 @@ interface ProviderContext {
     requestParamOIDCScopes: Set<string>;
     requestParamScopes: Set<string>;
     resourceServers: Record<string, { scopes: Set<string> }>;
+    /** Set on the token endpoint once the grant ran. */
+    entities?: { AccessToken?: { accountId?: string; clientId?: string; grantId?: string } };
   };
 }
 interface OidcClient {
@@ -243,10 +330,17 @@ function userClaims (user: IdpUser, tenantId: string): Record<string, unknown> {
     // Entra omits `roles` when none are assigned, rather than sending [].
     roles: user.roles?.length ? [...user.roles] : undefined,
     groups: user.groups ? [...user.groups] : undefined,
+    // Entra's optional ID-token claim: an opaque value meant for `logout_hint`.
+    login_hint: loginHint(user, tenantId),
     ...structuredClone(user.extraClaims ?? {}),
   }
   for (const [key, value] of Object.entries(claims)) if (value === undefined) delete claims[key]
   return claims
+}
+
+/** Opaque and stable per user, like Entra's (whose content is undocumented). */
+function loginHint (user: IdpUser, tenantId: string): string {
+  return 'O.' + Buffer.from(JSON.stringify({ oid: user.oid, tid: tenantId, upn: user.preferredUsername })).toString('base64url')
 }
 
 /** Entra's `sub` is per application; a stable hash of (client, oid) gives the same property. */
@@ -264,6 +358,9 @@ export async function startIdp (opts: StartIdpOptions): Promise<Idp> {
   // Deep copies: tests mutate `idp.users`, which must not leak into DEMO_USERS or other IdPs.
   const users = new Map<string, IdpUser>(opts.users.map((u) => [u.username, structuredClone(u)]))
   let down = false
+  const accessTokenTtl = opts.accessTokenTtlSeconds ?? 3600
+  if (!Number.isInteger(accessTokenTtl) || accessTokenTtl <= 0) throw new TypeError('accessTokenTtlSeconds must be a positive integer')
+  const storage = createMemoryStorage({ keepRotatedRefreshTokens: opts.refreshTokenReuse === 'allow' })
 
   const server = http.createServer()
   await new Promise<void>((resolve, reject) => {
@@ -303,7 +400,7 @@ export async function startIdp (opts: StartIdpOptions): Promise<Idp> {
     clients: opts.clients.map((c) => clientMetadata(c)),
     jwks: { keys: [signingJwk] },
     // Per-instance storage (the built-in one warns on every start).
-    adapter: createMemoryAdapterFactory(),
+    adapter: storage.adapterFactory,
     findAccount: async (_ctx: unknown, accountId: string) => {
       if (!findUserByOid(accountId)) return undefined
       return {
@@ -347,7 +444,7 @@ export async function startIdp (opts: StartIdpOptions): Promise<Idp> {
       short: { httpOnly: true, sameSite: 'lax' },
     },
     ttl: {
-      AccessToken: 3600,
+      AccessToken: accessTokenTtl,
       IdToken: 3600,
       AuthorizationCode: 600,
       RefreshToken: 90 * 24 * 3600,
@@ -385,6 +482,7 @@ export async function startIdp (opts: StartIdpOptions): Promise<Idp> {
       if (!user) return undefined
       const claims = userClaims(user, tenantId)
       delete claims.sub // the JWT format sets (pairwise) sub itself
+      delete claims.login_hint // ID tokens only, as in Entra
       // JWT access tokens are not stored by oidc-provider, so revocation is only visible
       // through their grant. Its id rides in `aio`, Entra's opaque "ignore me" claim.
       return { ...claims, scp: token.scope ?? '', azp: token.clientId, aio: token.grantId }
@@ -413,7 +511,7 @@ export async function startIdp (opts: StartIdpOptions): Promise<Idp> {
           return {
             scope: 'openid profile email offline_access',
             audience: client.clientId, // v2 access tokens for your own API carry aud = client id
-            accessTokenTTL: 3600,
+            accessTokenTTL: accessTokenTtl,
             accessTokenFormat: 'jwt',
             jwt: { sign: { alg: 'RS256' } },
           }
@@ -448,6 +546,20 @@ export async function startIdp (opts: StartIdpOptions): Promise<Idp> {
     console.error('[dev idp] server_error', err)
   })
 
+  const tokenEndpoint = makeTokenEndpoint({
+    issuer,
+    tenantId,
+    signingKey: privateKey,
+    kid: signingJwk.kid,
+    accessTokenTtl,
+    defaultScopes: opts.defaultScopes ?? {},
+    keepRotatedRefreshTokens: opts.refreshTokenReuse === 'allow',
+    findUserByOid,
+    isDown: () => down,
+  })
+  provider.use(tokenEndpoint.middleware)
+  provider.on('authorization_code.saved', (code) => tokenEndpoint.onCodeSaved(code as { jti?: string }))
+
   const providerCallback = provider.callback()
   const interactions = makeInteractionHandlers(provider, findUserByLogin)
   const handleUserinfo = makeUserinfoHandler({
@@ -459,11 +571,18 @@ export async function startIdp (opts: StartIdpOptions): Promise<Idp> {
   })
 
   const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const rawUrl = req.url ?? '/'
+    if (req.method === 'POST' && rawUrl.split('?')[0] === `${mountPath}/token`) {
+      // Counted (and the body read) even while down; see makeTokenEndpoint.
+      (req as IncomingMessage & { originalUrl?: string }).originalUrl = rawUrl
+      req.url = rawUrl.slice(mountPath.length)
+      await tokenEndpoint.handle(req, res, providerCallback)
+      return
+    }
     if (down) {
       sendJson(res, 503, { error: 'temporarily_unavailable', error_description: 'The identity provider is down (simulated).' }, { 'Retry-After': '1' })
       return
     }
-    const rawUrl = req.url ?? '/'
     const rest = rawUrl.startsWith(mountPath) ? rawUrl.slice(mountPath.length) : undefined
     if (rest !== undefined && (rest === '' || rest.startsWith('/') || rest.startsWith('?'))) {
       // Mount like express's app.use(mountPath, ...): oidc-provider derives the public
@@ -502,8 +621,21 @@ export async function startIdp (opts: StartIdpOptions): Promise<Idp> {
     setDown (value: boolean) {
       down = value
     },
+    tokenRequests: tokenEndpoint.counts,
+    setSlow (ms: number) {
+      tokenEndpoint.setDelay(ms)
+    },
+    revokeRefreshTokens (username: string, revokeOpts: { endSessions?: boolean } = {}) {
+      const user = users.get(username) ?? findUserByLogin(username)
+      if (!user) throw new Error(`revokeRefreshTokens: no user ${JSON.stringify(username)}`)
+      const revoked = storage.destroyWhere('RefreshToken', (payload) => payload.accountId === user.oid)
+      tokenEndpoint.markRevoked(revoked)
+      if (revokeOpts.endSessions) storage.destroyWhere('Session', (payload) => payload.accountId === user.oid)
+      return revoked.length
+    },
     close: () =>
       new Promise<void>((resolve, reject) => {
+        tokenEndpoint.cancelDelays()
         server.close((err) => (err ? reject(err) : resolve()))
         // Keep-alive sockets (fetch's pool) would otherwise hold close() and tap open.
         server.closeAllConnections()
@@ -575,6 +707,321 @@ function grantEverythingRequested (grant: Grant, oidc: ProviderContext['oidc']):
 }
 
 // ---------------------------------------------------------------------------------------------
+// Token endpoint: one resource per access token (Entra), counters, latency
+// ---------------------------------------------------------------------------------------------
+
+/** Scopes that mix with the scopes of any one resource. */
+const OIDC_SCOPES = new Set(['openid', 'profile', 'email', 'offline_access'])
+
+/** oidc-provider's own limit for request bodies. */
+const TOKEN_BODY_LIMIT = 56 * 1024
+/** Authorization codes live 10 minutes (ttl.AuthorizationCode). */
+const CODE_TTL_MS = 600_000
+/** Bound on remembered code/refresh-token targets (a long demo must not grow without end). */
+const MAX_REMEMBERED = 10_000
+
+interface ResourceScope {
+  /** As requested: `https://graph.microsoft.com/User.Read`. */
+  value: string;
+  /** `https://graph.microsoft.com`: the URL without its last path segment. */
+  resource: string;
+  /** `User.Read`: the last path segment. */
+  name: string;
+}
+
+/** An Entra resource scope, or undefined for anything else (openid, User.Read, api://x/y, ...). */
+function parseResourceScope (value: string): ResourceScope | undefined {
+  if (!/^https?:\/\//i.test(value)) return undefined
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    return undefined
+  }
+  if (url.search || url.hash || url.username || url.password) return undefined
+  const slash = url.pathname.lastIndexOf('/')
+  const name = url.pathname.slice(slash + 1)
+  if (!name) return undefined
+  return { value, resource: url.origin + url.pathname.slice(0, slash), name }
+}
+
+function resourceScopesOf (scope: unknown): ResourceScope[] {
+  if (typeof scope !== 'string') return []
+  const out: ResourceScope[] = []
+  for (const value of scope.split(/\s+/)) {
+    const parsed = value ? parseResourceScope(value) : undefined
+    if (parsed) out.push(parsed)
+  }
+  return out
+}
+
+/** Entra's rules for the scopes of one token request: the AADSTS70011 text, or undefined. */
+function resourceScopeProblem (requested: ResourceScope[], scope: string): string | undefined {
+  if (new Set(requested.map((s) => s.resource)).size > 1) {
+    return `AADSTS70011: The provided value for the input parameter 'scope' is not valid. One or more scopes in '${scope}' are not compatible with each other.`
+  }
+  const names = new Set(requested.map((s) => s.name))
+  if (names.has('.default') && names.size > 1) {
+    return `AADSTS70011: The provided value for the input parameter 'scope' is not valid. The scope '${scope}' is not valid: /.default cannot be combined with other scopes of the same resource.`
+  }
+  return undefined
+}
+
+/** Entra's error body (`error_codes`, trace ids, and the same details in error_description). */
+function entraError (error: string, code: number, description: string): Record<string, unknown> {
+  const traceId = randomUUID()
+  const correlationId = randomUUID()
+  const timestamp = new Date().toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z')
+  return {
+    error,
+    error_description: `${description}\r\nTrace ID: ${traceId}\r\nCorrelation ID: ${correlationId}\r\nTimestamp: ${timestamp}`,
+    error_codes: [code],
+    timestamp,
+    trace_id: traceId,
+    correlation_id: correlationId,
+  }
+}
+
+interface TokenRequestInfo {
+  grantType: string;
+  code?: string;
+  refreshToken?: string;
+  /** The resource this response's access token is for; undefined: the app's own token. */
+  target?: ResourceScope[];
+  /** What a refresh without URL scopes, with the refresh token of this response, targets. */
+  sticky?: ResourceScope[];
+}
+
+interface TokenEndpoint {
+  counts: TokenRequestCounts;
+  /** Reads the request, answers what oidc-provider must not see, then hands a copy to it. */
+  handle(req: IncomingMessage, res: ServerResponse, providerCallback: (req: IncomingMessage, res: ServerResponse) => Promise<void>): Promise<void>;
+  /** provider.use(): rewrites token responses after the grant ran. */
+  middleware(ctx: ProviderContext, next: () => Promise<void>): Promise<void>;
+  /** provider.on('authorization_code.saved'): remembers the resource a code was asked for. */
+  onCodeSaved(code: { jti?: string }): void;
+  setDelay(ms: number): void;
+  cancelDelays(): void;
+  markRevoked(refreshTokens: string[]): void;
+}
+
+function makeTokenEndpoint (deps: {
+  issuer: string;
+  tenantId: string;
+  signingKey: CryptoKey;
+  kid: string;
+  accessTokenTtl: number;
+  defaultScopes: Record<string, string[]>;
+  keepRotatedRefreshTokens: boolean;
+  findUserByOid: (oid: unknown) => IdpUser | undefined;
+  isDown: () => boolean;
+}): TokenEndpoint {
+  const counts: TokenRequestCounts = { authorization_code: 0, refresh_token: 0 }
+  let delayMs = 0
+  const sleepers = new Set<() => void>()
+  // Keyed by the request object handed to oidc-provider (Koa's ctx.req).
+  const pending = new WeakMap<IncomingMessage, TokenRequestInfo>()
+  const codeTargets = new Map<string, { scopes: ResourceScope[]; expiresAt: number }>()
+  const refreshTargets = new Map<string, ResourceScope[]>()
+  const revoked = new Set<string>()
+
+  const remember = <V>(map: Map<string, V>, key: string, value: V): void => {
+    map.delete(key)
+    map.set(key, value)
+    if (map.size > MAX_REMEMBERED) {
+      const oldest = map.keys().next()
+      if (!oldest.done) map.delete(oldest.value)
+    }
+  }
+
+  const pause = (ms: number): Promise<void> => {
+    if (ms <= 0) return Promise.resolve()
+    return new Promise((resolve, reject) => {
+      const cancel = (): void => {
+        clearTimeout(timer)
+        sleepers.delete(cancel)
+        reject(new Error('the IdP was closed'))
+      }
+      const timer = setTimeout(() => {
+        sleepers.delete(cancel)
+        resolve()
+      }, ms)
+      sleepers.add(cancel)
+    })
+  }
+
+  const scpFor = (target: ResourceScope[]): string[] => {
+    const names = [...new Set(target.map((s) => s.name))]
+    if (!names.includes('.default')) return names
+    const resource = target[0]!.resource
+    return deps.defaultScopes[resource] ?? deps.defaultScopes[`${resource}/`] ?? ['user_impersonation']
+  }
+
+  const mint = async (target: ResourceScope[], issued: { accountId: string; clientId: string; grantId?: string }): Promise<string> => {
+    const user = deps.findUserByOid(issued.accountId)
+    const now = Math.floor(Date.now() / 1000)
+    const claims: Record<string, unknown> = {
+      aio: issued.grantId, // as in the app's tokens: the grant, for revocation checks
+      azp: issued.clientId,
+      azpacr: '1',
+      name: user?.name,
+      oid: issued.accountId,
+      preferred_username: user?.preferredUsername,
+      scp: scpFor(target).join(' '),
+      sub: pairwiseSub(issued.accountId, issued.clientId),
+      tid: deps.tenantId,
+      uti: randomBytes(16).toString('base64url'),
+      ver: '2.0',
+    }
+    for (const [key, value] of Object.entries(claims)) if (value === undefined) delete claims[key]
+    return await new SignJWT(claims)
+      .setProtectedHeader({ alg: 'RS256', typ: 'JWT', kid: deps.kid })
+      .setIssuer(deps.issuer)
+      .setAudience(target[0]!.resource)
+      .setIssuedAt(now)
+      .setNotBefore(now)
+      .setExpirationTime(now + deps.accessTokenTtl)
+      .sign(deps.signingKey)
+  }
+
+  return {
+    counts,
+
+    async handle (req, res, providerCallback) {
+      let body: Buffer
+      try {
+        body = await readBodyBuffer(req, TOKEN_BODY_LIMIT)
+      } catch (err) {
+        if (!res.headersSent) sendJson(res, 400, { error: 'invalid_request', error_description: describeError(err) })
+        return
+      }
+      const form = /^application\/x-www-form-urlencoded\b/i.test(req.headers['content-type'] ?? '')
+        ? new URLSearchParams(body.toString('utf8'))
+        : undefined
+      const grantType = form?.get('grant_type') ?? ''
+      if (grantType) counts[grantType] = (counts[grantType] ?? 0) + 1
+      if (deps.isDown()) {
+        sendJson(res, 503, { error: 'temporarily_unavailable', error_description: 'The identity provider is down (simulated).' }, { 'Retry-After': '1' })
+        return
+      }
+      try {
+        await pause(delayMs)
+      } catch {
+        res.destroy()
+        return
+      }
+
+      const info: TokenRequestInfo = { grantType }
+      let forward = body
+      if (form && (grantType === 'authorization_code' || grantType === 'refresh_token')) {
+        const scope = form.get('scope') ?? ''
+        const requested = resourceScopesOf(scope)
+        let stored: ResourceScope[] | undefined
+        if (grantType === 'authorization_code') {
+          info.code = form.get('code') ?? undefined
+          const entry = info.code === undefined ? undefined : codeTargets.get(info.code)
+          stored = entry && entry.expiresAt > Date.now() ? entry.scopes : undefined
+        } else {
+          info.refreshToken = form.get('refresh_token') ?? undefined
+          stored = info.refreshToken === undefined ? undefined : refreshTargets.get(info.refreshToken)
+        }
+        const target = requested.length ? requested : stored
+        const problem = target && resourceScopeProblem(target, requested.length ? scope : target.map((s) => s.value).join(' '))
+        if (problem) {
+          sendJson(res, 400, entraError('invalid_scope', 70011, problem))
+          return
+        }
+        info.target = target
+        info.sticky = grantType === 'authorization_code' ? target : stored
+        if (grantType === 'refresh_token' && requested.length) {
+          // oidc-provider refuses scopes the refresh token was not issued with. Without `scope`
+          // it refreshes with the token's own scopes: the ID token is the same as at sign-in.
+          form.delete('scope')
+          forward = Buffer.from(form.toString())
+        }
+      }
+      const forwarded = replayRequest(req, forward)
+      pending.set(forwarded, info)
+      await providerCallback(forwarded, res)
+    },
+
+    async middleware (ctx, next) {
+      await next()
+      const info = pending.get(ctx.req)
+      if (!info) return
+      const body = ctx.body && typeof ctx.body === 'object' ? ctx.body as Record<string, unknown> : undefined
+      if (!body) return
+      if (ctx.status === 200 && typeof body.access_token === 'string') {
+        if (info.code !== undefined) codeTargets.delete(info.code)
+        if (info.refreshToken !== undefined && !deps.keepRotatedRefreshTokens) refreshTargets.delete(info.refreshToken)
+        if (typeof body.refresh_token === 'string' && info.sticky) remember(refreshTargets, body.refresh_token, info.sticky)
+        if (info.target) {
+          const issued = ctx.oidc.entities?.AccessToken
+          if (!issued?.accountId || !issued.clientId) throw new Error('token endpoint: no AccessToken entity after the grant')
+          body.access_token = await mint(info.target, { accountId: issued.accountId, clientId: issued.clientId, grantId: issued.grantId })
+          body.token_type = 'Bearer'
+          body.expires_in = deps.accessTokenTtl
+          const oidcScopes = String(body.scope ?? '').split(' ').filter((s) => OIDC_SCOPES.has(s))
+          body.scope = [...new Set(info.target.map((s) => s.value)), ...oidcScopes].join(' ')
+        }
+      } else if (body.error === 'invalid_grant' && info.refreshToken !== undefined && revoked.has(info.refreshToken)) {
+        Object.assign(body, entraError('invalid_grant', 50173,
+          'AADSTS50173: The provided grant has expired due to it being revoked, a fresh auth token is needed. The user might have changed or reset their password.'))
+      }
+    },
+
+    onCodeSaved (code) {
+      // Runs inside the authorization request; Provider.ctx is its Koa context (AsyncLocalStorage).
+      const ctx = (OidcProvider as { ctx?: ProviderContext }).ctx
+      const requested = resourceScopesOf(ctx?.oidc?.params?.scope)
+      if (!code.jti || !requested.length) return
+      const now = Date.now()
+      for (const [key, entry] of codeTargets) if (entry.expiresAt <= now) codeTargets.delete(key)
+      // Several resources at /authorize (consent for all): the token is for the first one.
+      const first = requested[0]!.resource
+      remember(codeTargets, code.jti, { scopes: requested.filter((s) => s.resource === first), expiresAt: now + CODE_TTL_MS })
+    },
+
+    setDelay (ms) {
+      delayMs = Number.isFinite(ms) ? Math.min(Math.max(0, Math.floor(ms)), MAX_TOKEN_DELAY_MS) : 0
+    },
+
+    cancelDelays () {
+      for (const cancel of [...sleepers]) cancel()
+    },
+
+    markRevoked (refreshTokens) {
+      for (const value of refreshTokens) {
+        revoked.add(value)
+        refreshTargets.delete(value)
+      }
+    },
+  }
+}
+
+/**
+ * A fresh request carrying `body` in place of the (already read) original, for oidc-provider,
+ * which reads the body itself. Same socket, method, url and headers; Content-Length fixed up.
+ */
+function replayRequest (req: IncomingMessage, body: Buffer): IncomingMessage {
+  const copy = new http.IncomingMessage(req.socket)
+  copy.method = req.method
+  copy.url = req.url
+  copy.httpVersion = req.httpVersion
+  copy.httpVersionMajor = req.httpVersionMajor
+  copy.httpVersionMinor = req.httpVersionMinor
+  const headers = { ...req.headers, 'content-length': String(body.length) }
+  delete headers['transfer-encoding']
+  copy.headers = headers
+  copy.rawHeaders = Object.entries(headers).flatMap(([k, v]) => (Array.isArray(v) ? v.flatMap((x) => [k, x]) : v === undefined ? [] : [k, v]))
+  ;(copy as IncomingMessage & { originalUrl?: string }).originalUrl = (req as IncomingMessage & { originalUrl?: string }).originalUrl
+  copy.complete = true
+  copy.push(body)
+  copy.push(null)
+  return copy
+}
+
+// ---------------------------------------------------------------------------------------------
 // Storage: a small per-provider in-memory adapter
 // ---------------------------------------------------------------------------------------------
 
@@ -583,12 +1030,22 @@ interface StoredEntry {
   expiresAt: number; // epoch ms; Infinity when no expiry
 }
 
+interface MemoryStorage {
+  /** The `adapter` option of oidc-provider. */
+  adapterFactory: (model: string) => object;
+  /** Deletes the stored `model` entries whose payload matches; returns their ids (token values). */
+  destroyWhere(model: string, match: (payload: Record<string, unknown>) => boolean): string[];
+}
+
 /**
  * oidc-provider's adapter contract (find/upsert/consume/destroy/findByUid/findByUserCode/
  * revokeByGrantId). Expiry is checked on read; the map is swept every few hundred writes so a
  * long demo does not grow without bound.
+ *
+ * `keepRotatedRefreshTokens`: `consume` leaves refresh tokens unmarked, so oidc-provider still
+ * rotates them but never sees a reuse (Entra's behaviour: old refresh tokens stay valid).
  */
-function createMemoryAdapterFactory (): (model: string) => object {
+function createMemoryStorage (opts: { keepRotatedRefreshTokens: boolean }): MemoryStorage {
   const entries = new Map<string, StoredEntry>()
   const byGrant = new Map<string, Set<string>>()
   const bySessionUid = new Map<string, string>()
@@ -614,7 +1071,19 @@ function createMemoryAdapterFactory (): (model: string) => object {
     for (const [code, id] of byUserCode) if (!entries.has(`DeviceCode:${id}`)) byUserCode.delete(code)
   }
 
-  return (model: string) => {
+  const destroyWhere = (model: string, match: (payload: Record<string, unknown>) => boolean): string[] => {
+    const ids: string[] = []
+    const prefix = `${model}:`
+    for (const [key, entry] of entries) {
+      if (key.startsWith(prefix) && match(entry.payload)) {
+        entries.delete(key)
+        ids.push(key.slice(prefix.length))
+      }
+    }
+    return ids
+  }
+
+  const adapterFactory = (model: string) => {
     const key = (id: string) => `${model}:${id}`
     return {
       async upsert (id: string, payload: Record<string, unknown>, expiresIn?: number) {
@@ -641,6 +1110,7 @@ function createMemoryAdapterFactory (): (model: string) => object {
         return id ? live(key(id))?.payload : undefined
       },
       async consume (id: string) {
+        if (model === 'RefreshToken' && opts.keepRotatedRefreshTokens) return
         const entry = live(key(id))
         if (entry) entry.payload.consumed = Math.floor(Date.now() / 1000)
       },
@@ -660,6 +1130,7 @@ function createMemoryAdapterFactory (): (model: string) => object {
       },
     }
   }
+  return { adapterFactory, destroyWhere }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -811,6 +1282,7 @@ function makeUserinfoHandler (deps: {
     const scopes = String(payload.scope ?? '').split(' ')
     const allowed = new Set(scopes.flatMap((s) => scopeClaims[s] ?? []))
     const out: Record<string, unknown> = {}
+    delete all.login_hint // an ID-token claim only
     for (const [key, value] of Object.entries(all)) {
       if (allowed.has(key) || key.startsWith('_claim_') || !isKnownClaim(key)) out[key] = value
     }
@@ -897,7 +1369,11 @@ function sendJson (res: ServerResponse, status: number, body: unknown, headers: 
   res.end(JSON.stringify(body))
 }
 
-function readBody (req: IncomingMessage, limit: number): Promise<string> {
+async function readBody (req: IncomingMessage, limit: number): Promise<string> {
+  return (await readBodyBuffer(req, limit)).toString('utf8')
+}
+
+function readBodyBuffer (req: IncomingMessage, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
     let size = 0
@@ -910,7 +1386,7 @@ function readBody (req: IncomingMessage, limit: number): Promise<string> {
       }
       chunks.push(chunk)
     })
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')))
+    req.on('end', () => resolve(Buffer.concat(chunks)))
     req.on('error', reject)
   })
 }

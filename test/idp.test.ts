@@ -1,7 +1,7 @@
 // The Entra-shaped development IdP, checked through openid-client exactly as the gateway uses it.
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import * as client from 'openid-client'
 import { createLocalJWKSet, decodeJwt, jwtVerify, type JSONWebKeySet } from 'jose'
 import { startIdp, DEMO_USERS, DEFAULT_TENANT_ID, type Idp } from '../dev/idp.js'
@@ -286,4 +286,231 @@ t.test('Entra-shaped IdP', async t => {
     t.equal(ok.status, 200, 'back up')
     await ok.body?.cancel()
   })
+})
+
+// ---------------------------------------------------------------------------------------------
+// Entra's one-resource-per-access-token model and the test knobs
+// ---------------------------------------------------------------------------------------------
+
+/** A resource that is never contacted: only its URL matters. */
+const API = 'http://127.0.0.1:4567'
+const GRAPH = 'https://graph.microsoft.com'
+const SHAREPOINT = 'https://contoso.sharepoint.com'
+const TTL = 1200
+
+interface Harness {
+  idp: Idp
+  config: client.Configuration
+  keys: ReturnType<typeof createLocalJWKSet>
+  redirectUri: string
+  /** Signs in (fresh browser unless given) and redeems the code. */
+  signInAs: (username: string, scope: string, opts?: { browser?: Browser, tokenParameters?: Record<string, string> }) => Promise<client.TokenEndpointResponse & client.TokenEndpointResponseHelpers>
+}
+
+async function harness (t: Test, extra: Partial<Parameters<typeof startIdp>[0]> = {}): Promise<Harness> {
+  const target = await startRedirectTarget()
+  const redirectUri = `${target.origin}/oauth/openid/callback`
+  const idp = await startIdp({
+    clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [redirectUri] }],
+    users: DEMO_USERS,
+    ...extra
+  })
+  t.teardown(async () => {
+    await idp.close()
+    await target.close()
+  })
+  const config = await client.discovery(new URL(idp.issuer), CLIENT_ID, CLIENT_SECRET, undefined, { execute: [client.allowInsecureRequests] })
+  client.enableNonRepudiationChecks(config)
+  const keys = createLocalJWKSet(await (await fetch(config.serverMetadata().jwks_uri!)).json() as JSONWebKeySet)
+  return {
+    idp,
+    config,
+    keys,
+    redirectUri,
+    signInAs: async (username, scope, opts = {}) => {
+      const flow = await authorizationUrl(config, redirectUri, scope)
+      const { chain } = await signIn(opts.browser ?? new Browser(), flow.url.href, username, username)
+      return await client.authorizationCodeGrant(config, new URL(chain[chain.length - 1]!), {
+        pkceCodeVerifier: flow.verifier,
+        expectedState: flow.state,
+        expectedNonce: flow.nonce,
+        idTokenExpected: scope.split(' ').includes('openid')
+      }, opts.tokenParameters)
+    }
+  }
+}
+
+t.test('Entra resource tokens', async t => {
+  const h = await harness(t, { accessTokenTtlSeconds: TTL, defaultScopes: { [GRAPH]: ['User.Read', 'GroupMember.Read.All'] } })
+  const { idp, config, keys } = h
+
+  t.test('URL scopes at sign-in: the access token is for that resource', async t => {
+    const tokens = await h.signInAs('alice', `openid profile email offline_access ${API}/User.Read ${API}/People.Read`)
+    const { payload, protectedHeader } = await jwtVerify(tokens.access_token, keys, { issuer: idp.issuer, audience: API })
+    t.equal(protectedHeader.alg, 'RS256', 'RS256, signed with the IdP key')
+    t.equal(protectedHeader.typ, 'JWT', 'typ JWT, as Entra')
+    t.equal(payload.aud, API, 'aud is the resource')
+    t.equal(payload.scp, 'User.Read People.Read', 'scp: the short names')
+    t.equal(payload.oid, ALICE.oid, 'oid')
+    t.equal(payload.tid, DEFAULT_TENANT_ID, 'tid')
+    t.equal(payload.azp, CLIENT_ID, 'azp is the client')
+    t.notOk('roles' in payload, "no app roles in another resource's token")
+    t.equal(payload.exp! - payload.iat!, TTL, 'lifetime accessTokenTtlSeconds')
+    t.equal(tokens.expires_in, TTL, 'expires_in')
+    t.equal(tokens.token_type, 'bearer', 'bearer')
+    t.match(tokens.scope, new RegExp(`(^| )${API}/User\\.Read( |$)`), 'response scope names the resource scopes')
+    t.match(tokens.scope, /(^| )openid( |$)/, '...and the OIDC ones')
+
+    const claims = tokens.claims()!
+    t.equal(claims.aud, CLIENT_ID, 'the ID token is still for the client')
+    t.same(claims.roles, ['ChatUser'], 'with the app roles')
+    t.match(claims.login_hint, /^O\.[\w-]+$/, 'login_hint claim (Entra)')
+    t.notOk('login_hint' in payload, 'login_hint only in the ID token')
+    t.ok(tokens.refresh_token, 'refresh token')
+
+    const again = await client.refreshTokenGrant(config, tokens.refresh_token!)
+    t.equal(decodeJwt(again.access_token).aud, API, 'a refresh without scope targets what the sign-in targeted')
+    t.equal(again.claims()?.sub, claims.sub, 'ID token on refresh: same sub')
+  })
+
+  t.test('several resources at sign-in: the token is for the first', async t => {
+    const browser = new Browser()
+    const tokens = await h.signInAs('alice', `openid ${SHAREPOINT}/AllSites.Read ${API}/User.Read`, { browser })
+    const payload = decodeJwt(tokens.access_token)
+    t.equal(payload.aud, SHAREPOINT)
+    t.equal(payload.scp, 'AllSites.Read')
+
+    // SSO (the code comes straight from /authorize, no login form): same rules.
+    const flow = await authorizationUrl(config, h.redirectUri, `openid ${GRAPH}/User.Read`)
+    const { chain } = await browser.follow(flow.url.href)
+    const sso = await redeem(config, flow, chain[chain.length - 1]!)
+    t.equal(decodeJwt(sso.access_token).aud, GRAPH, 'SSO sign-in with a Graph scope: Graph token')
+  })
+
+  t.test('refresh tokens are not tied to a resource', async t => {
+    const tokens = await h.signInAs('alice', 'openid profile offline_access')
+    const { payload, protectedHeader } = await jwtVerify(tokens.access_token, keys, { issuer: idp.issuer, audience: CLIENT_ID })
+    t.equal(protectedHeader.typ, 'at+jwt', 'without URL scopes: the app token as before')
+    t.match(payload.scp, /\bprofile\b/)
+    t.equal(tokens.expires_in, TTL, 'app token lifetime follows accessTokenTtlSeconds too')
+
+    const graph = await client.refreshTokenGrant(config, tokens.refresh_token!, { scope: `openid offline_access ${GRAPH}/User.Read ${GRAPH}/People.Read` })
+    const g = await jwtVerify(graph.access_token, keys, { issuer: idp.issuer, audience: GRAPH })
+    t.equal(g.payload.scp, 'User.Read People.Read', 'Graph token from the sign-in refresh token')
+    t.equal(g.payload.oid, ALICE.oid)
+    t.not(graph.refresh_token, tokens.refresh_token, 'rotated')
+    t.same(graph.claims()?.roles, ['ChatUser'], 'the ID token still has the app claims')
+
+    const sp = await client.refreshTokenGrant(config, graph.refresh_token!, { scope: `${SHAREPOINT}/AllSites.Read` })
+    t.equal(decodeJwt(sp.access_token).aud, SHAREPOINT, 'SharePoint token from the same chain')
+    t.equal(decodeJwt(sp.access_token).scp, 'AllSites.Read')
+
+    const def = await client.refreshTokenGrant(config, sp.refresh_token!, { scope: `${GRAPH}/.default offline_access` })
+    t.equal(decodeJwt(def.access_token).scp, 'User.Read GroupMember.Read.All', '/.default: scp from defaultScopes')
+
+    const own = await client.refreshTokenGrant(config, def.refresh_token!)
+    t.equal(decodeJwt(own.access_token).aud, CLIENT_ID, 'without scope: what the sign-in targeted (the app)')
+  })
+
+  t.test('mixing resources in one token request: AADSTS70011', async t => {
+    const tokens = await h.signInAs('bob', 'openid offline_access')
+    const rt = tokens.refresh_token!
+    await t.rejects(
+      client.refreshTokenGrant(config, rt, { scope: `openid ${GRAPH}/User.Read ${SHAREPOINT}/AllSites.Read` }),
+      { name: 'ResponseBodyError', status: 400, error: 'invalid_scope', error_description: /^AADSTS70011: .*not compatible/ },
+      'two resources on refresh'
+    )
+    await t.rejects(
+      client.refreshTokenGrant(config, rt, { scope: `${GRAPH}/.default ${GRAPH}/User.Read` }),
+      { name: 'ResponseBodyError', error: 'invalid_scope', error_description: /^AADSTS70011: / },
+      '/.default next to another scope of the same resource'
+    )
+    const ok = await client.refreshTokenGrant(config, rt, { scope: `openid profile email offline_access ${API}/User.Read` })
+    t.equal(decodeJwt(ok.access_token).aud, API, 'a refused request consumed nothing; OIDC scopes mix with one resource')
+
+    await t.rejects(
+      h.signInAs('bob', 'openid', { tokenParameters: { scope: `${GRAPH}/User.Read ${API}/User.Read` } }),
+      { name: 'ResponseBodyError', error: 'invalid_scope', error_description: /AADSTS70011/ },
+      'two resources on code redemption'
+    )
+    const byParam = await h.signInAs('bob', 'openid', { tokenParameters: { scope: `openid ${GRAPH}/User.Read` } })
+    t.equal(decodeJwt(byParam.access_token).aud, GRAPH, 'URL scopes of the code redemption decide the resource')
+  })
+
+  t.test('revokeRefreshTokens: invalid_grant until the user signs in again', async t => {
+    const alice = await h.signInAs('alice', 'openid offline_access')
+    const bob1 = await h.signInAs('bob', 'openid offline_access')
+    const bob2 = await h.signInAs('bob', 'openid offline_access')
+    const browser = new Browser()
+    await h.signInAs('bob', 'openid', { browser })
+
+    t.ok(idp.revokeRefreshTokens('bob', { endSessions: true }) >= 2, "counts bob's refresh tokens")
+    for (const rt of [bob1.refresh_token!, bob2.refresh_token!]) {
+      await t.rejects(client.refreshTokenGrant(config, rt, { scope: `${GRAPH}/User.Read` }),
+        { name: 'ResponseBodyError', status: 400, error: 'invalid_grant', error_description: /^AADSTS50173: / }, 'revoked')
+    }
+    t.ok((await client.refreshTokenGrant(config, alice.refresh_token!)).access_token, 'other users unaffected')
+
+    // endSessions: no SSO, the form again.
+    const flow = await authorizationUrl(config, h.redirectUri, 'openid')
+    const page = await browser.follow(flow.url.href)
+    t.match(await page.response.text(), /id="login-form"/, 'endSessions: the sign-in form again')
+
+    const fresh = await h.signInAs('bob', 'openid offline_access')
+    t.ok((await client.refreshTokenGrant(config, fresh.refresh_token!)).access_token, 'a new sign-in refreshes again')
+    t.throws(() => idp.revokeRefreshTokens('nobody'), /no user/, 'unknown user')
+  })
+
+  t.test('tokenRequests, setDown, setSlow', async t => {
+    idp.tokenRequests.authorization_code = 0
+    idp.tokenRequests.refresh_token = 0
+    const tokens = await h.signInAs('alice', 'openid offline_access')
+    const refreshed = await client.refreshTokenGrant(config, tokens.refresh_token!)
+    t.same({ ...idp.tokenRequests }, { authorization_code: 1, refresh_token: 1 }, 'one of each')
+
+    idp.setDown(true)
+    await t.rejects(client.refreshTokenGrant(config, refreshed.refresh_token!), { message: /unexpected HTTP response status code/ }, '503 while down')
+    idp.setDown(false)
+    t.equal(idp.tokenRequests.refresh_token, 2, 'counted while down too')
+
+    // 20 concurrent refreshes of one refresh token: 20 requests counted (and, with oidc-provider's
+    // replay detection, the first wins and the reuse revokes the grant).
+    idp.setSlow(200)
+    const started = Date.now()
+    const results = await Promise.allSettled(Array.from({ length: 20 }, () => client.refreshTokenGrant(config, refreshed.refresh_token!)))
+    t.ok(Date.now() - started >= 190, 'setSlow delays token responses')
+    idp.setSlow(0)
+    t.equal(idp.tokenRequests.refresh_token, 22, 'every request counted')
+    t.ok(results.some(r => r.status === 'fulfilled'), 'one refresh succeeded')
+    t.ok(results.some(r => r.status === 'rejected'), 'the reuses failed')
+  })
+})
+
+t.test("refreshTokenReuse: 'allow' keeps rotated refresh tokens valid (Entra)", async t => {
+  const h = await harness(t, { refreshTokenReuse: 'allow' })
+  const first = await h.signInAs('alice', `openid offline_access ${API}/User.Read`)
+  const second = await client.refreshTokenGrant(h.config, first.refresh_token!)
+  t.not(second.refresh_token, first.refresh_token, 'still rotated')
+  const again = await client.refreshTokenGrant(h.config, first.refresh_token!)
+  t.ok(again.refresh_token, 'the old refresh token still works')
+  t.equal(decodeJwt(again.access_token).aud, API, '...and still targets the sign-in resource')
+  t.ok((await client.refreshTokenGrant(h.config, second.refresh_token!)).access_token, 'the newer one too')
+})
+
+t.test('close() ends a token request delayed by setSlow', async t => {
+  const target = await startRedirectTarget()
+  t.teardown(() => target.close())
+  const idp = await startIdp({ clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [`${target.origin}/cb`] }], users: DEMO_USERS })
+  idp.setSlow(Number.MAX_SAFE_INTEGER) // clamped to MAX_TOKEN_DELAY_MS
+  const request = fetch(`${idp.issuer}/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: 'x', client_id: CLIENT_ID, client_secret: CLIENT_SECRET })
+  })
+  // Wait for the request to be counted (it is then inside the delay), yielding to the event loop.
+  while (idp.tokenRequests.refresh_token === 0) await new Promise(resolve => setImmediate(resolve))
+  const started = Date.now()
+  await idp.close()
+  await t.rejects(request, 'the delayed request is cut off')
+  t.ok(Date.now() - started < 5000, 'promptly')
 })

@@ -6,10 +6,11 @@ import type { GatewayConfig } from '../config.js'
 import { endSessionUrl } from './oidc.js'
 
 export function isSameOrigin (request: FastifyRequest, publicOrigin: string): boolean {
-  const origin = request.headers.origin
-  if (origin !== undefined) return origin === publicOrigin
-  // Without Origin, only the browser's own Sec-Fetch-Site vouches for the request.
-  return request.headers['sec-fetch-site'] === 'same-origin'
+  // Our pages send Referrer-Policy: no-referrer, so a browser posts their forms with
+  // `Origin: null`; its own Sec-Fetch-Site still says where the request came from.
+  const site = request.headers['sec-fetch-site']
+  if (site !== undefined) return site === 'same-origin'
+  return request.headers.origin === publicOrigin
 }
 
 export interface SignOut {
@@ -71,32 +72,37 @@ async function signOutPlugin (app: FastifyInstance, opts: { config: GatewayConfi
     })
   })
 
-  app.post('/oauth2/sign_out', async (request, reply) => {
-    if (!isSameOrigin(request, config.publicOrigin)) {
-      request.log.warn({ event: 'sign_out_refused', reason: 'cross_origin', origin: request.headers.origin }, 'sign-out refused')
-      return reply.problem({
-        status: 403,
-        error: 'cross_origin',
-        message: 'Sign-out must come from this site.',
-        page: { title: 'Sign-out refused', body: '<p>This sign-out request did not come from this site. Use the sign-out button instead.</p><div class="actions"><a class="button" href="/oauth2/sign_out">Go to sign-out</a></div>' }
-      })
-    }
-    const user = request.session.user
-    const idToken = app.tokens.open(request)?.idToken
-    await request.session.destroy()
-    clearCookie(reply)
-    request.log.info({ event: 'sign_out', user: user?.userId, tenant: user?.tenantId, ip: request.ip, reason: 'sign_out' }, 'signed out')
+  // The sign-out forms post an empty urlencoded body. The parser lives in this scope only:
+  // inherited by the proxy, it would swallow proxied form bodies.
+  await app.register(async (scope) => {
+    scope.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 1024 }, (_request, _body, done) => { done(null, {}) })
+    scope.post('/oauth2/sign_out', async (request, reply) => {
+      if (!isSameOrigin(request, config.publicOrigin)) {
+        request.log.warn({ event: 'sign_out_refused', reason: 'cross_origin', origin: request.headers.origin }, 'sign-out refused')
+        return reply.problem({
+          status: 403,
+          error: 'cross_origin',
+          message: 'Sign-out must come from this site.',
+          page: { title: 'Sign-out refused', body: '<p>This sign-out request did not come from this site. Use the sign-out button instead.</p><div class="actions"><a class="button" href="/oauth2/sign_out">Go to sign-out</a></div>' }
+        })
+      }
+      const user = request.session.user
+      const idToken = app.tokens.open(request)?.idToken
+      await request.session.destroy()
+      clearCookie(reply)
+      request.log.info({ event: 'sign_out', user: user?.userId, tenant: user?.tenantId, ip: request.ip, reason: 'sign_out' }, 'signed out')
 
-    let next: string | undefined
-    if (config.useEndSessionEndpoint && app.idp.ready) {
-      const oidc = await app.idp.get()
-      next = endSessionUrl(oidc, { idToken, logoutHint: user?.preferredUsername, clientId: config.clientId, postLogoutRedirectUri: config.postLogoutRedirectUri })?.href
-    }
-    reply.header('cache-control', 'no-store')
-    if (next !== undefined) return reply.redirect(next, 303)
-    return reply.page(200, {
-      title: 'Signed out',
-      body: '<p>You are signed out of this application.</p><div class="actions"><a class="button" href="/oauth2/sign_in">Sign in again</a></div>'
+      let next: string | undefined
+      if (config.useEndSessionEndpoint && app.idp.ready) {
+        const oidc = await app.idp.get()
+        next = endSessionUrl(oidc, { idToken, logoutHint: user?.preferredUsername, clientId: config.clientId, postLogoutRedirectUri: config.postLogoutRedirectUri })?.href
+      }
+      reply.header('cache-control', 'no-store')
+      if (next !== undefined) return reply.redirect(next, 303)
+      return reply.page(200, {
+        title: 'Signed out',
+        body: '<p>You are signed out of this application.</p><div class="actions"><a class="button" href="/oauth2/sign_in">Sign in again</a></div>'
+      })
     })
   })
 }

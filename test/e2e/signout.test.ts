@@ -22,7 +22,12 @@ t.test('sign-out ends the session in the store and clears the cookie', async t =
   t.equal(noOrigin.status, 403, 'without Origin or Sec-Fetch-Site it is refused')
   t.equal(store.size, 1)
 
-  const out = await browser.request(`${stack.url}/oauth2/sign_out`, { method: 'POST', headers: { origin: stack.url } })
+  const crossSite = await browser.request(`${stack.url}/oauth2/sign_out`, { method: 'POST', headers: { origin: 'null', 'sec-fetch-site': 'cross-site', 'content-type': 'application/x-www-form-urlencoded' }, body: '' })
+  t.equal(crossSite.status, 403, 'Sec-Fetch-Site cross-site is refused')
+  t.equal(store.size, 1)
+
+  // What Chromium sends for the page's own form under Referrer-Policy: no-referrer.
+  const out = await browser.request(`${stack.url}/oauth2/sign_out`, { method: 'POST', headers: { origin: 'null', 'sec-fetch-site': 'same-origin', 'content-type': 'application/x-www-form-urlencoded' }, body: '' })
   t.equal(out.status, 200)
   t.match(out.headers.get('set-cookie') ?? '', /entra-gw=;.*(Max-Age=0|Expires=Thu, 01 Jan 1970)/)
   t.match(await out.text(), /signed out/)

@@ -62,18 +62,29 @@ export async function startStack (opts: StackOptions = {}): Promise<Stack> {
     users: opts.users ?? DEMO_USERS
   })
   const upstream = opts.upstream ?? await startUpstream()
-  const config = loadConfig({
-    OPENID_ISSUER: (opts.issuer ?? idp.issuer) + '/', // the guide's form, with a trailing slash
-    OPENID_CLIENT_ID: CLIENT_ID,
-    OPENID_CLIENT_SECRET: CLIENT_SECRET,
-    OPENID_SESSION_SECRET: SESSION_SECRET,
-    DOMAIN_SERVER: origin,
-    UPSTREAM_URL: upstream.url,
-    HOST: '127.0.0.1',
-    PORT: String(port),
-    LOG_LEVEL: 'info',
-    ...env
-  })
+  const stopOwn = async (): Promise<void> => {
+    // A test may already have stopped a dependency on purpose.
+    if (opts.upstream === undefined) await upstream.close().catch(() => {})
+    if (opts.idp === undefined) await idp.close().catch(() => {})
+  }
+  let config: GatewayConfig
+  try {
+    config = loadConfig({
+      OPENID_ISSUER: (opts.issuer ?? idp.issuer) + '/', // the guide's form, with a trailing slash
+      OPENID_CLIENT_ID: CLIENT_ID,
+      OPENID_CLIENT_SECRET: CLIENT_SECRET,
+      OPENID_SESSION_SECRET: SESSION_SECRET,
+      DOMAIN_SERVER: origin,
+      UPSTREAM_URL: upstream.url,
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      LOG_LEVEL: 'info',
+      ...env
+    })
+  } catch (err) {
+    await stopOwn()
+    throw err
+  }
   const capture = logCapture()
   const app = await buildApp(config, { logger: { ...(loggerOptions(config) as object), stream: capture.stream }, store: opts.store })
   await app.listen({ port, host: '127.0.0.1' })
@@ -87,9 +98,7 @@ export async function startStack (opts: StackOptions = {}): Promise<Stack> {
     rawLogs: () => capture.raw.join(''),
     close: async () => {
       await app.close()
-      // A test may already have stopped a dependency on purpose.
-      if (opts.upstream === undefined) await upstream.close().catch(() => {})
-      if (opts.idp === undefined) await idp.close().catch(() => {})
+      await stopOwn()
     }
   }
 }

@@ -3,6 +3,7 @@ import { checkRequiredRole } from '../../src/policy/required-role.js'
 import { decide } from '../../src/policy/decide.js'
 import { claimValues } from '../../src/auth/identity.js'
 import { isNavigation } from '../../src/policy/request-kind.js'
+import { EMPTY_RULES } from '../../src/policy/rules.js'
 
 t.test('any one listed role admits; matching is exact', async t => {
   const rule = { roles: ['ChatUser', 'Admin'], tokenKind: 'id' as const, path: ['roles'] }
@@ -21,10 +22,10 @@ t.test('dot paths and string claims', async t => {
 })
 
 t.test('decisions say what is required', async t => {
-  const d = decide({ requiredRole: { roles: ['ChatUser'], tokenKind: 'id', path: ['roles'] } }, { roleValues: [] })
+  const d = decide({ requiredRole: { roles: ['ChatUser'], tokenKind: 'id', path: ['roles'] }, requiredGroups: [], rules: EMPTY_RULES }, { roleValues: [], roles: [], groups: [] })
   t.equal(d.allowed, false)
   if (!d.allowed) t.equal(d.requirement, 'requires the role ChatUser')
-  const d2 = decide({ requiredRole: { roles: ['A', 'B'], tokenKind: 'id', path: ['roles'] } }, { roleValues: [] })
+  const d2 = decide({ requiredRole: { roles: ['A', 'B'], tokenKind: 'id', path: ['roles'] }, requiredGroups: [], rules: EMPTY_RULES }, { roleValues: [], roles: [], groups: [] })
   if (!d2.allowed) t.equal(d2.requirement, 'requires one of the roles A, B')
 })
 

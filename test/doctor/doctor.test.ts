@@ -1,0 +1,335 @@
+// The doctor finds each planted fault with a line that names the fix, and passes a clean
+// configuration against the real test IdP, the demo upstream and a real Redis.
+import t from 'tap'
+import http from 'node:http'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { AddressInfo } from 'node:net'
+import { startIdp, DEMO_USERS, DEFAULT_TENANT_ID } from '../../dev/idp.js'
+import { startUpstream } from '../../dev/upstream.js'
+import { freePort, startRedis } from '../helpers/redis.js'
+import { runDoctor, secretValues } from '../../src/doctor/run.js'
+import { formatFinding, hasErrors, type Finding } from '../../src/doctor/findings.js'
+import { checkGraphScopes, checkRedirectUri, clockFindings, discoveryFindings, checkVariables } from '../../src/doctor/checks.js'
+import { IDENTITY_HEADERS } from '../../src/proxy/headers.js'
+
+const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
+const CLIENT_ID = 'doctor-test-client'
+const CLIENT_SECRET = 'doctor-client-secret-value-0123456789'
+const SESSION_SECRET = 'doctor-session-secret-0123456789-abcdefghij'
+const GATEWAY = 'http://localhost:3080'
+const OTHER_TENANT = '0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d'
+
+const idp = await startIdp({
+  clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [`${GATEWAY}/oauth/openid/callback`], post_logout_redirect_uris: [`${GATEWAY}/`] }],
+  users: DEMO_USERS
+})
+const upstream = await startUpstream()
+t.teardown(async () => { await upstream.close(); await idp.close() })
+
+function cleanEnv (): Record<string, string> {
+  return {
+    OPENID_ISSUER: idp.issuer + '/', // the guide's form, with a trailing slash
+    OPENID_CLIENT_ID: CLIENT_ID,
+    OPENID_CLIENT_SECRET: CLIENT_SECRET,
+    OPENID_SESSION_SECRET: SESSION_SECRET,
+    DOMAIN_SERVER: GATEWAY,
+    UPSTREAM_URL: upstream.url
+  }
+}
+
+const lines = (findings: Finding[], env: Record<string, string>): string[] => findings.map(f => formatFinding(f, secretValues(env)))
+const only = (findings: Finding[], level: Finding['level']): Finding[] => findings.filter(f => f.level === level)
+
+/** A stand-in IdP serving only a discovery document, with a chosen issuer and Date header. */
+async function fakeIdp (opts: { path: string, issuer: (origin: string) => string, dateOffsetMs?: number }): Promise<{ issuer: string, close: () => Promise<void> }> {
+  const server = http.createServer((req, res) => {
+    const origin = `http://${req.headers.host ?? ''}`
+    if (req.url !== `${opts.path}/.well-known/openid-configuration`) {
+      res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"not_found"}')
+      return
+    }
+    res.setHeader('date', new Date(Date.now() + (opts.dateOffsetMs ?? 0)).toUTCString())
+    res.writeHead(200, { 'content-type': 'application/json' })
+    res.end(JSON.stringify({
+      issuer: opts.issuer(origin),
+      authorization_endpoint: `${origin}${opts.path}/authorize`,
+      token_endpoint: `${origin}${opts.path}/token`,
+      jwks_uri: `${origin}${opts.path}/keys`,
+      end_session_endpoint: `${origin}${opts.path}/logout`
+    }))
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as AddressInfo
+  return {
+    issuer: `http://127.0.0.1:${port}${opts.path}`,
+    close: async () => { server.closeAllConnections(); server.close(); await once(server, 'close') }
+  }
+}
+
+/** The CLI as the image runs it, in an empty directory (so no stray .env is read). */
+async function runCli (env: Record<string, string>, dotenv?: string): Promise<{ code: number | null, stdout: string, stderr: string }> {
+  const dir = await mkdtemp(join(tmpdir(), 'doctor-cli-'))
+  try {
+    if (dotenv !== undefined) await writeFile(join(dir, '.env'), dotenv)
+    const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), join(REPO_ROOT, 'src', 'doctor.ts')], {
+      cwd: dir,
+      env: { PATH: process.env.PATH ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe']
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+    const [code] = await once(child, 'exit') as [number | null]
+    return { code, stdout, stderr }
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+t.test('a clean configuration against the real IdP, upstream and Redis: no error, no warning', async t => {
+  const redis = await startRedis()
+  t.teardown(() => redis.stop())
+  const env = { ...cleanEnv(), SESSION_STORE: 'redis', REDIS_URL: redis.url, OPENID_USE_END_SESSION_ENDPOINT: 'true' }
+  const findings = await runDoctor(env)
+  const out = lines(findings, env)
+  t.same(only(findings, 'ERROR'), [], 'no ERROR')
+  t.same(only(findings, 'WARN'), [], 'no WARN')
+  t.ok(out.includes('OK configuration loads: every variable present and well-formed — nothing to do'))
+  t.ok(out.some(l => l.startsWith(`OK the issuer's discovery document ${idp.issuer}/.well-known/openid-configuration is reachable and names issuer ${idp.issuer}`)))
+  t.ok(out.some(l => l.startsWith(`OK redirect URI to register in Entra: ${GATEWAY}/oauth/openid/callback — `)), 'the redirect URI, exactly')
+  t.ok(out.some(l => l.startsWith(`OK after sign-out Entra sends users to ${GATEWAY}/ — `)), 'the post-logout redirect URI')
+  t.ok(out.some(l => l.startsWith("OK this host's clock agrees with the IdP's")))
+  t.ok(out.some(l => l.startsWith(`OK the upstream ${upstream.url}/health answers (HTTP 200)`)))
+  t.ok(out.some(l => l.startsWith(`OK Redis at ${redis.url} answers PING`)))
+  const headers = out.find(l => l.startsWith('OK identity headers the upstream receives'))
+  for (const h of IDENTITY_HEADERS) t.match(headers?.toLowerCase() ?? '', h, `lists ${h}`)
+  for (const l of out) t.match(l, /^(OK|WARN|ERROR) \S.* — \S.*$/, 'one line: level, what, — fix')
+
+  const cli = await runCli(env)
+  t.equal(cli.code, 0, 'the CLI exits 0')
+  t.equal(cli.stdout, out.join('\n') + '\n', 'and prints the same lines')
+  t.equal(cli.stderr.replace(/oidc-provider WARNING[^\n]*\n?/, ''), '', 'nothing on stderr')
+})
+
+t.test('missing secret: an ERROR naming the variable and how to make one; the rest is still checked', async t => {
+  const env = cleanEnv()
+  delete (env as Record<string, string | undefined>).OPENID_SESSION_SECRET
+  const findings = await runDoctor(env)
+  const out = lines(findings, env)
+  t.ok(out.includes('ERROR OPENID_SESSION_SECRET is not set — set it to a random string of at least 32 characters, e.g. the output of `openssl rand -hex 32`'), out.join('\n'))
+  t.ok(out.some(l => l.startsWith("OK the issuer's discovery document")), 'the IdP is still checked')
+  t.ok(out.some(l => l.startsWith(`OK redirect URI to register in Entra: ${GATEWAY}/oauth/openid/callback`)), 'the redirect URI is still printed')
+  t.ok(out.some(l => l.startsWith('OK the upstream')), 'the upstream is still checked')
+
+  const cli = await runCli(env)
+  t.equal(cli.code, 1, 'the CLI exits 1 on an ERROR')
+  t.match(cli.stdout, /^ERROR OPENID_SESSION_SECRET is not set — .*openssl rand -hex 32/m)
+  t.notMatch(cli.stdout, CLIENT_SECRET, 'the client secret is never printed')
+
+  const short = { ...cleanEnv(), OPENID_SESSION_SECRET: 'too-short-secret' }
+  const shortOut = lines(await runDoctor(short), short)
+  t.ok(shortOut.some(l => /^ERROR OPENID_SESSION_SECRET must be at least 32 characters .* — generate one with `openssl rand -hex 32`$/.test(l)), shortOut.join('\n'))
+  t.notOk(shortOut.some(l => l.includes('too-short-secret')), 'a malformed secret is not echoed either')
+})
+
+t.test('.env in the working directory is read, and the environment wins over it', async t => {
+  const env = cleanEnv()
+  delete (env as Record<string, string | undefined>).OPENID_SESSION_SECRET
+  const cli = await runCli(env, `OPENID_SESSION_SECRET=${SESSION_SECRET}\nDOMAIN_SERVER=http://localhost:9999\n`)
+  t.equal(cli.code, 0, cli.stdout)
+  t.match(cli.stdout, `OK redirect URI to register in Entra: ${GATEWAY}/oauth/openid/callback`, 'DOMAIN_SERVER from the environment, not .env')
+  t.notMatch(cli.stdout, SESSION_SECRET)
+})
+
+t.test('wrong issuer', async t => {
+  t.test('a tenant the IdP does not have (HTTP 404 for its discovery document)', async t => {
+    const env = { ...cleanEnv(), OPENID_ISSUER: `${idp.origin}/${OTHER_TENANT}/v2.0` }
+    const errors = only(await runDoctor(env), 'ERROR')
+    t.equal(errors.length, 1, lines(errors, env).join('\n'))
+    t.match(errors[0]?.what, `the issuer's discovery document ${idp.origin}/${OTHER_TENANT}/v2.0/.well-known/openid-configuration answered HTTP 404`)
+    t.match(errors[0]?.fix, /set OPENID_ISSUER to https:\/\/login\.microsoftonline\.com\/<tenant-id>\/v2\.0/)
+  })
+
+  t.test('an issuer nobody answers for', async t => {
+    const port = await freePort()
+    const env = { ...cleanEnv(), OPENID_ISSUER: `http://127.0.0.1:${port}/${DEFAULT_TENANT_ID}/v2.0` }
+    const errors = only(await runDoctor(env), 'ERROR')
+    t.equal(errors.length, 1)
+    t.match(errors[0]?.what, /discovery document .* is unreachable: connection refused/)
+    t.match(errors[0]?.fix, /set OPENID_ISSUER/)
+  })
+
+  t.test('a discovery document naming another issuer', async t => {
+    const fake = await fakeIdp({ path: `/${DEFAULT_TENANT_ID}/v2.0`, issuer: origin => `${origin}/${OTHER_TENANT}/v2.0` })
+    t.teardown(fake.close)
+    const env = { ...cleanEnv(), OPENID_ISSUER: fake.issuer }
+    const errors = only(await runDoctor(env), 'ERROR')
+    t.equal(errors.length, 1, lines(errors, env).join('\n'))
+    const other = fake.issuer.replace(DEFAULT_TENANT_ID, OTHER_TENANT)
+    t.match(errors[0]?.what, `the discovery document's issuer is ${other} but OPENID_ISSUER is ${fake.issuer}`)
+    t.equal(errors[0]?.fix, `set OPENID_ISSUER to ${other}`)
+  })
+
+  t.test("Entra's multi-tenant template is called out", async t => {
+    const fake = await fakeIdp({ path: '/common/v2.0', issuer: origin => `${origin}/{tenantid}/v2.0` })
+    t.teardown(fake.close)
+    const env = { ...cleanEnv(), OPENID_ISSUER: fake.issuer, OPENID_ALLOWED_TENANTS: DEFAULT_TENANT_ID }
+    const findings = await runDoctor(env)
+    const multi = findings.find(f => f.what.includes('multi-tenant'))
+    t.equal(multi?.level, 'WARN')
+    t.match(multi?.what, '{tenantid}')
+    t.match(multi?.fix, 'https://login.microsoftonline.com/<tenant-id>/v2.0')
+  })
+
+  t.test("Entra's v1 issuer: the fix is the v2.0 endpoint", async t => {
+    const findings = discoveryFindings({ issuer: `https://login.microsoftonline.com/${DEFAULT_TENANT_ID}`, useEndSessionEndpoint: false }, {
+      url: `https://login.microsoftonline.com/${DEFAULT_TENANT_ID}/.well-known/openid-configuration`,
+      status: 200,
+      body: JSON.stringify({ issuer: `https://sts.windows.net/${DEFAULT_TENANT_ID}/` }),
+      sentAt: 0,
+      receivedAt: 0
+    })
+    t.equal(findings[0]?.level, 'ERROR')
+    t.equal(findings[0]?.fix, `that is Entra's v1 endpoint: set OPENID_ISSUER to https://login.microsoftonline.com/${DEFAULT_TENANT_ID}/v2.0`)
+  })
+
+  t.test("Entra's answer for an unknown tenant", async t => {
+    const findings = discoveryFindings({ issuer: `https://login.microsoftonline.com/${OTHER_TENANT}/v2.0`, useEndSessionEndpoint: false }, {
+      url: `https://login.microsoftonline.com/${OTHER_TENANT}/v2.0/.well-known/openid-configuration`,
+      status: 400,
+      body: JSON.stringify({ error: 'invalid_tenant', error_description: `AADSTS90002: Tenant '${OTHER_TENANT}' not found.` }),
+      sentAt: 0,
+      receivedAt: 0
+    })
+    t.match(findings[0]?.what, 'answered HTTP 400 (AADSTS90002): no such tenant')
+  })
+})
+
+t.test('unregistered callback shape', async t => {
+  t.test('OPENID_CALLBACK_URL is a URL, not a path', async t => {
+    const env = { ...cleanEnv(), OPENID_CALLBACK_URL: 'https://chat.example.com/oauth/openid/callback' }
+    const findings = await runDoctor(env)
+    const about = findings.filter(f => f.what.includes('OPENID_CALLBACK_URL'))
+    t.equal(about.length, 1, 'one line about it')
+    t.equal(about[0]?.level, 'ERROR')
+    t.match(about[0]?.fix, 'set OPENID_CALLBACK_URL to a path such as /oauth/openid/callback')
+    t.notOk(findings.some(f => f.what.startsWith('redirect URI to register')), 'no redirect URI is made up')
+    t.ok(hasErrors(findings))
+  })
+
+  t.test('http:// on a host that is not localhost', async t => {
+    const env = { ...cleanEnv(), DOMAIN_SERVER: 'http://chat.example.com' }
+    const findings = await runDoctor(env)
+    t.ok(findings.some(f => f.level === 'OK' && f.what === 'redirect URI to register in Entra: http://chat.example.com/oauth/openid/callback'))
+    const http = findings.find(f => f.level === 'WARN' && f.what.includes('Entra accepts http:// redirect URIs only for localhost'))
+    t.ok(http, 'a warning')
+    t.match(http?.fix, 'set DOMAIN_SERVER=https://chat.example.com')
+  })
+
+  t.test('loopback hosts may use http://', async t => {
+    for (const origin of ['http://localhost:3080', 'http://127.0.0.1:3080']) {
+      t.same(checkRedirectUri({ publicOrigin: origin, callbackPath: '/cb', useEndSessionEndpoint: false, postLogoutRedirectUri: undefined }).map(f => f.level), ['OK'], origin)
+    }
+    for (const bad of ['oauth/openid/callback', '//evil.example/cb', '/cb?x=1', '/c b']) {
+      t.equal(checkRedirectUri({ publicOrigin: GATEWAY, callbackPath: bad, useEndSessionEndpoint: false, postLogoutRedirectUri: undefined })[0]?.level, 'ERROR', bad)
+    }
+  })
+})
+
+t.test('unreachable upstream', async t => {
+  const port = await freePort()
+  const env = { ...cleanEnv(), UPSTREAM_URL: `http://127.0.0.1:${port}` }
+  const errors = only(await runDoctor(env), 'ERROR')
+  t.equal(errors.length, 1)
+  t.equal(errors[0]?.what, `the upstream http://127.0.0.1:${port}/health is unreachable: connection refused (nothing listening there)`)
+  t.match(errors[0]?.fix, /set UPSTREAM_URL to where it listens/)
+
+  const cli = await runCli(env)
+  t.equal(cli.code, 1)
+  t.match(cli.stdout, /^ERROR the upstream .* is unreachable: .* — start the app, or set UPSTREAM_URL/m)
+})
+
+t.test('unreachable Redis, and its password is never printed', async t => {
+  const port = await freePort()
+  const env = { ...cleanEnv(), SESSION_STORE: 'redis', REDIS_URL: `redis://:hunter2-redis-pass@127.0.0.1:${port}/0` }
+  const findings = await runDoctor(env)
+  const out = lines(findings, env)
+  const redis = out.filter(l => l.includes('Redis at'))
+  t.equal(redis.length, 1)
+  t.match(redis[0], /^ERROR Redis at redis:\/\/\*\*\*@127\.0\.0\.1:\d+\/0 is unreachable: connection refused .* — start Redis, or set REDIS_URL/)
+  t.notOk(out.some(l => l.includes('hunter2')), 'no password anywhere')
+})
+
+t.test('skewed clock', async t => {
+  t.test("an IdP whose Date header is 10 minutes ahead: ERROR beyond the gateway's tolerance", async t => {
+    const fake = await fakeIdp({ path: `/${DEFAULT_TENANT_ID}/v2.0`, issuer: origin => `${origin}/${DEFAULT_TENANT_ID}/v2.0`, dateOffsetMs: 10 * 60_000 })
+    t.teardown(fake.close)
+    const env = { ...cleanEnv(), OPENID_ISSUER: fake.issuer }
+    const findings = await runDoctor(env)
+    const errors = only(findings, 'ERROR')
+    t.equal(errors.length, 1, lines(findings, env).join('\n'))
+    t.match(errors[0]?.what, /^this host's clock is behind the IdP by (599|600|601) s, beyond the gateway's 300 s tolerance/)
+    t.match(errors[0]?.fix, /sync this host's clock with NTP/)
+  })
+
+  t.test('an injected local clock 90 s fast against the real IdP: WARN', async t => {
+    const findings = await runDoctor(cleanEnv(), { now: () => Date.now() + 90_000 })
+    const clock = findings.filter(f => f.what.includes('clock'))
+    t.equal(clock.length, 1)
+    t.equal(clock[0]?.level, 'WARN')
+    t.match(clock[0]?.what, /ahead of the IdP by (89|90|91) s/)
+  })
+
+  t.test('thresholds', async t => {
+    const at = (skewSeconds: number): string | undefined => clockFindings({
+      url: 'x', status: 200, date: new Date(1_800_000_000_000).toUTCString(), sentAt: 1_800_000_000_000 + skewSeconds * 1000, receivedAt: 1_800_000_000_000 + skewSeconds * 1000
+    })[0]?.level
+    t.equal(at(0), 'OK')
+    t.equal(at(60), 'OK')
+    t.equal(at(61), 'WARN')
+    t.equal(at(-300), 'WARN')
+    t.equal(at(-301), 'ERROR')
+    t.equal(clockFindings({ url: 'x', status: 200, sentAt: 0, receivedAt: 0 })[0]?.level, 'WARN', 'no Date header')
+  })
+})
+
+t.test('Graph scopes and what they need consented', async t => {
+  const findings = checkGraphScopes({ OPENID_GRAPH_SCOPES: 'User.Read, People.Read,GroupMember.Read.All, https://graph.microsoft.com/User.ReadBasic.All' })
+  const admin = findings.find(f => f.level === 'WARN' && f.what.startsWith('Graph scopes that need admin consent'))
+  t.equal(admin?.what, 'Graph scopes that need admin consent: GroupMember.Read.All')
+  t.match(admin?.fix, 'Grant admin consent')
+  const user = findings.find(f => f.level === 'OK')
+  t.equal(user?.what, 'Graph scopes users may consent to themselves: User.Read, People.Read, User.ReadBasic.All')
+
+  const typo = checkGraphScopes({ OPENID_GRAPH_SCOPES: 'User.Reed' })
+  t.equal(typo[0]?.level, 'WARN')
+  t.match(typo[0]?.what, 'User.Reed')
+  const foreign = checkGraphScopes({ OPENID_GRAPH_SCOPES: 'User.Read,https://contoso.sharepoint.com/AllSites.Read' })
+  t.ok(foreign.some(f => f.level === 'ERROR' && f.what.includes('https://contoso.sharepoint.com/AllSites.Read')))
+  t.same(checkGraphScopes({}).map(f => f.level), ['OK'])
+  // Read from the environment directly, whether or not the gateway's configuration knows it yet.
+  const viaRun = await runDoctor({ ...cleanEnv(), OPENID_GRAPH_SCOPES: 'User.Read,User.Read.All' })
+  t.ok(viaRun.some(f => f.what === 'Graph scopes that need admin consent: User.Read.All'))
+})
+
+t.test('likely mistakes loadConfig cannot see', async t => {
+  const env = { ...cleanEnv(), OPENID_CLIENT_SECRET: '2f1e4a7b-9c3d-4e5f-8a6b-7c8d9e0f1a2b', OPENID_ISUER: 'x' }
+  const { findings } = checkVariables(env)
+  const out = lines(findings, env)
+  t.ok(out.some(l => l.startsWith("WARN OPENID_CLIENT_SECRET looks like a GUID: that is the secret's ID, not its value")))
+  t.notOk(out.some(l => l.includes('2f1e4a7b-9c3d')), 'without printing it')
+  t.ok(out.includes('WARN OPENID_ISUER is not a variable the gateway reads — did you mean OPENID_ISSUER?'))
+})
+
+t.test('formatting never lets a secret through', async t => {
+  const env = { OPENID_CLIENT_SECRET: 'abc-very-secret', REDIS_URL: 'redis://:p%40ss-word@r:6379' }
+  const line = formatFinding({ level: 'ERROR', what: 'saw abc-very-secret and p@ss-word and p%40ss-word', fix: 'line\nbreak' }, secretValues(env))
+  t.equal(line, 'ERROR saw *** and *** and *** — line break')
+})
