@@ -1,5 +1,5 @@
 // A real browser for the journey tests: Debian's chromium driven by playwright-core, with a
-// fresh profile each time. playwright-core never downloads a browser; scripts/browser-setup.sh
+// fresh profile each time. playwright-core never downloads a browser; `npm run test:setup`
 // installs the Debian package when it is missing.
 import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises'
@@ -35,7 +35,7 @@ export interface RealBrowser {
 
 export async function launchChromium (opts: { viewport?: { width: number, height: number } } = {}): Promise<RealBrowser> {
   if (!existsSync(CHROMIUM_PATH)) {
-    throw new Error(`${CHROMIUM_PATH} is missing: run \`bash scripts/browser-setup.sh\` (installs the Debian package chromium)`)
+    throw new Error(`${CHROMIUM_PATH} is missing: run \`npm run test:setup\` (installs the Debian package chromium)`)
   }
   const userDataDir = await mkdtemp(join(tmpdir(), 'entra-gw-chromium-'))
   let context: BrowserContext
