@@ -8,6 +8,7 @@ import type { GatewayStore } from './session/store.js'
 import sessionPlugin from './session/plugin.js'
 import pagesPlugin from './pages/plugin.js'
 import discoveryPlugin from './auth/discovery.js'
+import metricsPlugin from './metrics/plugin.js'
 import tokensPlugin from './tokens/plugin.js'
 import signInPlugin from './auth/signin.js'
 import signOutPlugin from './auth/signout.js'
@@ -61,6 +62,7 @@ export async function buildApp (config: GatewayConfig, opts: BuildOptions = {}):
 
   await app.register(pagesPlugin, { config })
   await app.register(sessionPlugin, { config, store: opts.store })
+  await app.register(metricsPlugin, { config })
   await app.register(discoveryPlugin, { config })
   await app.register(tokensPlugin, { config })
   await app.register(signInPlugin, { config })

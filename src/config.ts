@@ -83,6 +83,7 @@ export interface GatewayConfig {
   title: string
   buttonLabel: string
   imageUrl: string | undefined
+  logoFile: string | undefined
   metricsPort: number | undefined
 }
 
@@ -350,6 +351,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig
   const buttonLabel = str('OPENID_BUTTON_LABEL') ?? 'Continue with Microsoft'
   const imageRaw = str('OPENID_IMAGE_URL')
   const imageUrl = imageRaw !== undefined ? httpUrl('OPENID_IMAGE_URL', imageRaw, 'https://chat.example.com/logo.png')?.href : undefined
+  const logoFile = str('GATEWAY_LOGO_FILE')
   const metricsPortRaw = str('METRICS_PORT')
   const metricsPort = metricsPortRaw !== undefined ? int('METRICS_PORT', 0, 1, 65535) : undefined
   if (metricsPort !== undefined && metricsPort === port) problems.push('METRICS_PORT must differ from PORT: metrics are never served on the public port.')
@@ -408,6 +410,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig
     title,
     buttonLabel,
     imageUrl,
+    logoFile,
     metricsPort
   }
 }

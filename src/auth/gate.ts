@@ -56,6 +56,7 @@ async function gatePlugin (app: FastifyInstance, opts: { config: GatewayConfig }
   }
 
   function deny (request: FastifyRequest, reply: FastifyReply, who: string, user: { userId: string, tenantId?: string | undefined }, subject: Subject, decision: Denied): FastifyReply {
+    app.metrics.denials.inc({ reason: decision.reason })
     request.log.info({ event: 'denied', user: user.userId, tenant: user.tenantId, ip: request.ip, reason: decision.reason, requirement: decision.requirement, rule: decision.rule, authzError: subject.authzError, path: request.url.split('?', 1)[0] }, 'access denied')
     return reply.problem({
       status: 403,
@@ -87,6 +88,7 @@ async function gatePlugin (app: FastifyInstance, opts: { config: GatewayConfig }
     if (config.bearerAuth) {
       const bearer = await app.bearer.authenticate(request)
       if (bearer.kind === 'invalid') {
+        app.metrics.denials.inc({ reason: 'invalid_bearer' })
         request.log.info({ event: 'denied', reason: 'invalid_bearer', detail: bearer.reason, ip: request.ip }, 'bearer token refused')
         return reply.code(401).headers({ ...jsonHeaders, 'www-authenticate': `Bearer error="invalid_token", error_description="${bearer.reason}"` })
           .send(JSON.stringify({ error: 'invalid_token', message: `The bearer token was refused: ${bearer.reason}.` }))

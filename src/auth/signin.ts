@@ -76,7 +76,8 @@ async function signInPlugin (app: FastifyInstance, opts: { config: GatewayConfig
   }
 
   function signInFailed (request: FastifyRequest, reply: FastifyReply, reason: string, returnTo: string, idpError?: string, logDetail?: string): FastifyReply {
-    request.log.warn({ event: 'sign_in_failed', reason, idpError, detail: logDetail }, 'sign-in failed')
+    request.log.warn({ event: 'sign_in_failed', reason, idpError, detail: logDetail, ip: request.ip }, 'sign-in failed')
+    app.metrics.signIns.inc({ result: reason })
     const retry = '/oauth2/sign_in?rd=' + encodeURIComponent(returnTo)
     const words = SIGN_IN_REASONS[reason] ?? 'The sign-in could not be completed.'
     return reply.problem({
@@ -159,9 +160,20 @@ async function signInPlugin (app: FastifyInstance, opts: { config: GatewayConfig
     request.session.accessExp = jar.set.accessTokenExpiresAt
     const maxAge = config.reuseTokens ? Math.min(config.sessionExpirySeconds, config.sessionMaxAgeSeconds) : config.sessionExpirySeconds
     request.session.cookie.maxAge = maxAge * 1000
+    app.metrics.signIns.inc({ result: 'success' })
     request.log.info({ event: 'sign_in', user: user.userId, tenant: user.tenantId, ip: request.ip, groupsOverage: user.groupsOverage, authzError: user.authzError }, 'signed in')
     reply.redirect(transaction.returnTo, 302)
     return true
+  }
+
+  /** With OPENID_AUTO_REDIRECT=false: a page with the sign-in button instead of a redirect. */
+  function signInPage (reply: FastifyReply, returnTo: string): FastifyReply {
+    const href = '/oauth2/sign_in?rd=' + encodeURIComponent(returnTo)
+    const icon = config.imageUrl !== undefined || config.logoFile !== undefined ? '<img src="/oauth2/assets/logo" alt="">' : ''
+    return reply.page(401, {
+      title: `Sign in to ${config.title}`,
+      body: `<p>Sign in with your work or school account to continue.</p><div class="actions"><a class="button" id="sign-in" href="${escapeHtml(href)}">${icon}${escapeHtml(config.buttonLabel)}</a></div>`
+    })
   }
 
   async function requireSignIn (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
@@ -170,6 +182,7 @@ async function signInPlugin (app: FastifyInstance, opts: { config: GatewayConfig
       // The app logged the user out: end the Entra session now rather than sign in silently again.
       const endSession = await app.signOut.takeEndSessionRedirect(request)
       if (endSession !== undefined) return reply.header('cache-control', 'no-store').redirect(endSession, 303)
+      if (!config.autoRedirect) return signInPage(reply, returnTo)
       return await startSignIn(request, reply, returnTo)
     }
     return reply.code(401).headers(jsonHeaders).send(JSON.stringify({

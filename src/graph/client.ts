@@ -13,6 +13,8 @@ export interface GraphOptions {
   timeoutMs?: number
   /** Called for each throttled answer (metrics). */
   onThrottle?: () => void
+  /** Called once per request with whether it finally succeeded (metrics). */
+  onResult?: (ok: boolean) => void
 }
 
 export class GraphError extends Error {
@@ -56,9 +58,13 @@ export async function graphRequest (
       })
     } catch (err) {
       if (attempt < o.maxRetries) continue
+      o.onResult?.(false)
       throw new GraphError(`Graph is unreachable: ${(err as Error).message}`, 'unreachable')
     }
-    if (res.ok) return await res.json()
+    if (res.ok) {
+      o.onResult?.(true)
+      return await res.json()
+    }
     const body = await res.text().catch(() => '')
     const retriable = res.status === 429 || res.status >= 500
     if (res.status === 429) o.onThrottle?.()
@@ -74,6 +80,7 @@ export async function graphRequest (
       const parsed = JSON.parse(body) as { error?: { code?: string } }
       if (typeof parsed.error?.code === 'string') code = parsed.error.code
     } catch {}
+    o.onResult?.(false)
     throw new GraphError(`Graph answered ${res.status} (${code})`, code, res.status)
   }
 }

@@ -1,5 +1,7 @@
 // Decorates the reply with the two ways the gateway itself answers: an HTML page for people,
 // JSON for API clients, chosen by the request's Accept header. Headers are computed once.
+import { readFile } from 'node:fs/promises'
+import { extname } from 'node:path'
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import type { GatewayConfig } from '../config.js'
@@ -24,20 +26,60 @@ declare module 'fastify' {
 }
 
 async function pagesPlugin (app: FastifyInstance, opts: { config: GatewayConfig }): Promise<void> {
-  const headers = pageHeaders([new URL(opts.config.issuer).origin])
+  const { config } = opts
+  const headers = pageHeaders([new URL(config.issuer).origin])
+  const logo = await loadAsset(config.logoFile, config.imageUrl, app)
+  const brand = { title: config.title, logoUrl: logo !== undefined ? '/oauth2/assets/logo' : undefined }
   const jsonHeaders = { 'cache-control': 'no-store', 'content-type': 'application/json; charset=utf-8' }
 
   app.decorateReply('page', function (this: FastifyReply, status: number, page: PageOptions) {
-    return this.code(status).headers(headers).send(renderPage(page))
+    return this.code(status).headers(headers).send(renderPage(page, brand))
   })
   app.decorateReply('problem', function (this: FastifyReply, p: Problem) {
     if (wantsHtml(this.request.headers)) return this.page(p.status, { ...p.page, detail: p.page.detail ?? `Request id ${this.request.id}` })
     return this.code(p.status).headers(jsonHeaders).send(JSON.stringify({ error: p.error, message: p.message, request_id: this.request.id, ...p.json }))
   })
 
+  if (logo !== undefined) {
+    app.get('/oauth2/assets/logo', (_request, reply) => {
+      reply.headers({ 'content-type': logo.type, 'cache-control': 'public, max-age=3600', 'x-content-type-options': 'nosniff', 'content-security-policy': "default-src 'none'" }).send(logo.body)
+    })
+  }
+
   app.get('/oauth2/assets/gateway.css', (_request, reply) => {
     reply.header('content-type', 'text/css; charset=utf-8').header('cache-control', 'public, max-age=3600').send(STYLESHEET)
   })
+}
+
+const IMAGE_TYPES: Record<string, string> = { '.png': 'image/png', '.jpg': 'image/jpeg', '.jpeg': 'image/jpeg', '.gif': 'image/gif', '.webp': 'image/webp', '.ico': 'image/x-icon' }
+const MAX_LOGO_BYTES = 512 * 1024
+
+/**
+ * The logo, read once at start and served by the gateway, so pages load no external asset:
+ * GATEWAY_LOGO_FILE (a raster image file), else OPENID_IMAGE_URL fetched once. SVG is refused
+ * (it can carry script). A logo that cannot be had is logged and left out.
+ */
+async function loadAsset (file: string | undefined, url: string | undefined, app: FastifyInstance): Promise<{ body: Buffer, type: string } | undefined> {
+  try {
+    if (file !== undefined) {
+      const type = IMAGE_TYPES[extname(file).toLowerCase()]
+      if (type === undefined) throw new Error('GATEWAY_LOGO_FILE must be a .png, .jpg, .gif, .webp or .ico file')
+      const body = await readFile(file)
+      if (body.length > MAX_LOGO_BYTES) throw new Error('GATEWAY_LOGO_FILE is larger than 512 KiB')
+      return { body, type }
+    }
+    if (url !== undefined) {
+      const res = await fetch(url, { signal: AbortSignal.timeout(5000), redirect: 'error' })
+      const type = (res.headers.get('content-type') ?? '').split(';')[0]?.trim() ?? ''
+      if (!res.ok || !Object.values(IMAGE_TYPES).includes(type)) throw new Error(`OPENID_IMAGE_URL answered ${res.status} ${type}`)
+      const body = Buffer.from(await res.arrayBuffer())
+      if (body.length > MAX_LOGO_BYTES) throw new Error('OPENID_IMAGE_URL is larger than 512 KiB')
+      return { body, type }
+    }
+  } catch (err) {
+    app.log.warn({ event: 'logo_unavailable', detail: (err as Error).message }, 'the logo could not be loaded; pages show none')
+  }
+  return undefined
 }
 
 export default fp(pagesPlugin, { name: 'pages', fastify: '5.x' })

@@ -69,6 +69,18 @@ export default async function proxyPlugin (app: FastifyInstance, opts: { config:
   }
   await app.register(httpProxy, options)
 
+  if (config.metricsPort !== undefined) {
+    // Open SSE streams, for the metrics: counted when the stream starts, until its socket closes.
+    app.addHook('onSend', async (_request, reply, payload) => {
+      const type = reply.getHeader('content-type')
+      if (typeof type === 'string' && type.startsWith('text/event-stream')) {
+        app.metrics.sseOpen.inc()
+        reply.raw.once('close', () => app.metrics.sseOpen.dec())
+      }
+      return payload
+    })
+  }
+
   // Logging out of the app means out of the gateway too: when the upstream accepts one of
   // LOGOUT_PATHS (LibreChat: POST /api/auth/logout), the gateway session ends with it.
   if (config.logoutPaths.length > 0) {

@@ -45,7 +45,11 @@ const AUTHZ_ERROR_RETRY_MS = 30_000
 async function tokensPlugin (app: FastifyInstance, opts: { config: GatewayConfig }): Promise<void> {
   const { config } = opts
   const sealer = new Sealer(config.sessionSecrets)
-  const graph: GraphOptions = { baseUrl: config.graphApiUrl }
+  const graph: GraphOptions = {
+    baseUrl: config.graphApiUrl,
+    onThrottle: () => app.metrics.graphThrottles.inc(),
+    onResult: (ok: boolean) => app.metrics.graphCalls.inc({ result: ok ? 'success' : 'failure' })
+  }
   const store = app.sessionStoreImpl
   const inflight = new Map<string, Promise<Freshness>>()
   /** Session id → epoch ms before which a failed refresh is not retried. Bounded below. */
@@ -116,10 +120,12 @@ async function tokensPlugin (app: FastifyInstance, opts: { config: GatewayConfig
         }
         await s.save()
         backoff.delete(s.sessionId)
+        app.metrics.refreshes.inc({ result: 'success' })
         request.log.info({ event: 'token_refresh', user: next.userId, tenant: next.tenantId, authzError: next.authzError }, 'tokens refreshed and authorization re-read')
         return 'ok'
       } catch (err) {
         const failure = err instanceof RefreshError ? err : undefined
+        app.metrics.refreshes.inc({ result: failure?.reason ?? 'error' })
         if (failure?.reason === 'invalid_grant' || failure?.reason === 'no_refresh_token') return await end(request, failure.reason, failure.idpError)
         request.log.warn({ event: 'refresh_failed', user: user.userId, tenant: user.tenantId, reason: failure?.reason ?? 'error', detail: (err as Error).message, stillValid: tokenValid }, 'token refresh failed')
         if (backoff.size > 10_000) backoff.clear()
@@ -179,4 +185,4 @@ async function tokensPlugin (app: FastifyInstance, opts: { config: GatewayConfig
   app.decorate('tokens', { sealer, graph, ensureFresh, open, withJar })
 }
 
-export default fp(tokensPlugin, { name: 'tokens', fastify: '5.x', dependencies: ['session', 'discovery'] })
+export default fp(tokensPlugin, { name: 'tokens', fastify: '5.x', dependencies: ['session', 'discovery', 'metrics'] })
