@@ -86,9 +86,8 @@ async function tokensPlugin (app: FastifyInstance, opts: { config: GatewayConfig
         await release()
       }
     })
-    const tail = run.catch(() => {})
+    const tail: Promise<unknown> = run.catch(() => {}).then(() => { if (queues.get(sid) === tail) queues.delete(sid) })
     queues.set(sid, tail)
-    void tail.then(() => { if (queues.get(sid) === tail) queues.delete(sid) })
     return await run
   }
 
