@@ -1410,12 +1410,22 @@ function deepFreeze<T> (value: T): T {
 
 /*
  * Known differences from Entra ID (deliberate or inherited from oidc-provider):
- * - Replaying a rotated (already used) refresh token fails with invalid_grant AND revokes the
- *   whole grant, including the newest refresh token. Entra leaves the newest one valid. A
+ * - By default (`refreshTokenReuse: 'revoke-grant'`) replaying a rotated (already used) refresh
+ *   token fails with invalid_grant AND revokes the whole grant, including the newest refresh
+ *   token. Entra leaves every unexpired refresh token valid: `refreshTokenReuse: 'allow'`. A
  *   gateway must store the newest refresh token and serialise refreshes either way.
- * - A refresh request cannot switch resource (Entra redeems a refresh token for Graph or
- *   another API); only scopes of the original request are accepted.
- * - Access tokens carry `typ: at+jwt` (RFC 9068) where Entra sends `typ: JWT`.
+ * - The app's own access tokens (no URL scope) carry `typ: at+jwt` (RFC 9068) where Entra sends
+ *   `typ: JWT`; tokens for URL-named resources carry `typ: JWT`.
+ * - A sign-in with only OIDC scopes gets an access token for the app (aud = client id); Entra
+ *   returns a Microsoft Graph token then. Scopes without a URL prefix (`User.Read`) are not taken
+ *   as Graph scopes (Entra does); `api://...` scopes are ignored.
+ * - Tokens for other resources are ordinary JWTs anyone can verify with the JWKS; real Graph
+ *   tokens carry a header nonce and must be treated as opaque. No consent or permission model:
+ *   any scope of any resource is granted, and `/.default` means `defaultScopes[resource]`.
+ * - The refresh-token response carries the ID token of the sign-in's scopes whatever OIDC scopes
+ *   a refresh with URL scopes names.
+ * - Error bodies carry Entra's `AADSTS` codes only for the cases this file produces itself
+ *   (70011, 50173); oidc-provider's own errors keep its wording.
  * - Claims named in `extraClaims` are released only if they are Entra claims listed above or
  *   were present in some user's `extraClaims` at start (`_claim_names`/`_claim_sources` always).
  */

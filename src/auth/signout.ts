@@ -46,9 +46,14 @@ async function signOutPlugin (app: FastifyInstance, opts: { config: GatewayConfi
     request.log.info({ event: 'sign_out', user: user?.userId, tenant: user?.tenantId, ip: request.ip, reason }, 'signed out')
     if (config.useEndSessionEndpoint && idToken !== undefined) {
       // Keep only the marker: no identity, no tokens; the cookie stays for the next navigation.
-      await request.session.regenerate()
-      request.session.endSession = app.tokens.sealer.sealJson({ idToken, logoutHint: user?.preferredUsername })
-      request.session.cookie.maxAge = 10 * 60 * 1000
+      // Saved here because this may run after the session plugin's own onSend.
+      const s = request.session
+      s.user = undefined
+      s.sealed = undefined
+      s.accessExp = undefined
+      s.pending = undefined
+      s.endSession = app.tokens.sealer.sealJson({ idToken, logoutHint: user?.preferredUsername })
+      await s.save()
       return
     }
     await request.session.destroy()

@@ -117,6 +117,8 @@ export function upstreamHeaders (
     // Node lower-cases header names; only names starting with x can collide.
     if (name.charCodeAt(0) === 120 && isReservedHeader(name)) delete headers[name]
   }
+  // The gateway's server already answered 100-continue; the upstream client must not see it.
+  if (headers.expect !== undefined) delete headers.expect
   const cookie = headers.cookie
   if (cookie !== undefined) {
     const rest = stripCookie(cookie, cookieName)

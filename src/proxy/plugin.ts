@@ -57,7 +57,8 @@ export default async function proxyPlugin (app: FastifyInstance, opts: { config:
     disableRequestLogging: true,
     replyOptions: { rewriteRequestHeaders, onError },
     websocket: true,
-    wsClientOptions: { rewriteRequestHeaders: wsHeaders as never },
+    // The plugin reads rewriteRequestHeaders here at run time; its types omit it.
+    wsClientOptions: { rewriteRequestHeaders: wsHeaders } as never,
     undici: {
       connections: 128,
       pipelining: 1,

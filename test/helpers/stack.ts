@@ -8,7 +8,10 @@ import { loadConfig, type GatewayConfig } from '../../src/config.js'
 import { loggerOptions } from '../../src/logger.js'
 import type { GatewayStore } from '../../src/session/store.js'
 import { startIdp, DEMO_USERS, type Idp, type IdpUser } from '../../dev/idp.js'
-import { startUpstream, type Upstream } from '../../dev/upstream.js'
+import { startUpstream, type UpstreamRequest } from '../../dev/upstream.js'
+
+/** What the stack needs of an upstream: the demo one or a test's own stand-in. */
+export interface StackUpstream { url: string, requests: UpstreamRequest[], close: () => Promise<void> }
 import { freePort } from './redis.js'
 
 export const CLIENT_ID = 'gateway-test-client'
@@ -17,7 +20,7 @@ export const SESSION_SECRET = 'test-session-secret-0123456789-abcdefghij'
 
 export interface Stack {
   idp: Idp
-  upstream: Upstream
+  upstream: StackUpstream
   app: FastifyInstance
   config: GatewayConfig
   url: string
@@ -35,7 +38,7 @@ export interface StackOptions {
   idp?: Idp
   /** Point the gateway at this issuer instead of the IdP's (e.g. an unreachable one). */
   issuer?: string
-  upstream?: Upstream
+  upstream?: StackUpstream
 }
 
 export function logCapture (): { stream: Writable, logs: Array<Record<string, unknown>>, raw: string[] } {
@@ -61,7 +64,7 @@ export async function startStack (opts: StackOptions = {}): Promise<Stack> {
     clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [origin + callback], post_logout_redirect_uris: [origin + '/', origin + '/bye'] }],
     users: opts.users ?? DEMO_USERS
   })
-  const upstream = opts.upstream ?? await startUpstream()
+  const upstream: StackUpstream = opts.upstream ?? await startUpstream()
   const stopOwn = async (): Promise<void> => {
     // A test may already have stopped a dependency on purpose.
     if (opts.upstream === undefined) await upstream.close().catch(() => {})
