@@ -164,6 +164,11 @@ export interface Idp {
    * sessions (the next sign-in shows the form). Returns how many refresh tokens were revoked.
    */
   revokeRefreshTokens(username: string, opts?: { endSessions?: boolean }): number;
+  /**
+   * Signs any claims with the IdP's own key (RS256, its kid). For tokens Entra issues but this
+   * IdP cannot be made to (another tenant, long expired, another audience) in tests.
+   */
+  signJwt(claims: Record<string, unknown>): Promise<string>;
   /** Closes the server and every open connection. */
   close(): Promise<void>;
 }
@@ -622,6 +627,9 @@ export async function startIdp (opts: StartIdpOptions): Promise<Idp> {
       down = value
     },
     tokenRequests: tokenEndpoint.counts,
+    async signJwt (claims: Record<string, unknown>) {
+      return await new SignJWT(claims).setProtectedHeader({ alg: 'RS256', kid: signingJwk.kid, typ: 'JWT' }).sign(privateKey)
+    },
     setSlow (ms: number) {
       tokenEndpoint.setDelay(ms)
     },

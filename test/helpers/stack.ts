@@ -13,6 +13,7 @@ import { startUpstream, type UpstreamRequest } from '../../dev/upstream.js'
 /** What the stack needs of an upstream: the demo one or a test's own stand-in. */
 export interface StackUpstream { url: string, requests: UpstreamRequest[], close: () => Promise<void> }
 import { freePort } from './redis.js'
+import { startGraph, type Graph, type StartGraphOptions } from '../../dev/graph.js'
 
 export const CLIENT_ID = 'gateway-test-client'
 export const CLIENT_SECRET = 'gateway-test-secret-value-0123456789'
@@ -20,6 +21,8 @@ export const SESSION_SECRET = 'test-session-secret-0123456789-abcdefghij'
 
 export interface Stack {
   idp: Idp
+  /** The Microsoft Graph stand-in, when StackOptions.graph asked for one. */
+  graph: Graph | undefined
   upstream: StackUpstream
   app: FastifyInstance
   config: GatewayConfig
@@ -39,6 +42,8 @@ export interface StackOptions {
   /** Point the gateway at this issuer instead of the IdP's (e.g. an unreachable one). */
   issuer?: string
   upstream?: StackUpstream
+  /** Start a Graph stand-in trusting this IdP, and point GRAPH_API_URL at it. */
+  graph?: Omit<StartGraphOptions, 'issuer'>
 }
 
 export function logCapture (): { stream: Writable, logs: Array<Record<string, unknown>>, raw: string[] } {
@@ -65,7 +70,10 @@ export async function startStack (opts: StackOptions = {}): Promise<Stack> {
     users: opts.users ?? DEMO_USERS
   })
   const upstream: StackUpstream = opts.upstream ?? await startUpstream()
+  const graph = opts.graph !== undefined ? await startGraph({ ...opts.graph, issuer: idp.issuer }) : undefined
+  if (graph !== undefined) env.GRAPH_API_URL ??= graph.url
   const stopOwn = async (): Promise<void> => {
+    await graph?.close().catch(() => {})
     // A test may already have stopped a dependency on purpose.
     if (opts.upstream === undefined) await upstream.close().catch(() => {})
     if (opts.idp === undefined) await idp.close().catch(() => {})
@@ -93,6 +101,7 @@ export async function startStack (opts: StackOptions = {}): Promise<Stack> {
   await app.listen({ port, host: '127.0.0.1' })
   return {
     idp,
+    graph,
     upstream,
     app,
     config,
