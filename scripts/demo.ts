@@ -59,7 +59,7 @@ async function main (): Promise<void> {
 \n`)
 
   const stop = (): void => {
-    void Promise.allSettled([app.close(), upstream.close(), idp.close()]).then(() => process.exit(0))
+    Promise.allSettled([app.close(), upstream.close(), idp.close()]).then(() => process.exit(0), () => process.exit(1))
   }
   process.once('SIGINT', stop)
   process.once('SIGTERM', stop)
