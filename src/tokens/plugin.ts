@@ -120,13 +120,13 @@ async function tokensPlugin (app: FastifyInstance, opts: { config: GatewayConfig
         await s.save()
         backoff.delete(s.sessionId)
         app.metrics.refreshes.inc({ result: 'success' })
-        request.log.info({ event: 'token_refresh', user: next.userId, tenant: next.tenantId, authzError: next.authzError }, 'tokens refreshed and authorization re-read')
+        request.log.info({ event: 'token_refresh', user: next.userId, tenant: next.tenantId, ip: request.ip, authzError: next.authzError }, 'tokens refreshed and authorization re-read')
         return 'ok'
       } catch (err) {
         const failure = err instanceof RefreshError ? err : undefined
         app.metrics.refreshes.inc({ result: failure?.reason ?? 'error' })
         if (failure?.reason === 'invalid_grant' || failure?.reason === 'no_refresh_token') return await end(request, failure.reason, failure.idpError)
-        request.log.warn({ event: 'refresh_failed', user: user.userId, tenant: user.tenantId, reason: failure?.reason ?? 'error', detail: (err as Error).message, stillValid: tokenValid }, 'token refresh failed')
+        request.log.warn({ event: 'refresh_failed', user: user.userId, tenant: user.tenantId, ip: request.ip, reason: failure?.reason ?? 'error', detail: (err as Error).message, stillValid: tokenValid }, 'token refresh failed')
         if (backoff.size > 10_000) backoff.clear()
         backoff.set(s.sessionId, now + RETRY_AFTER_FAILURE_MS)
         return tokenValid ? 'ok' : 'unavailable'
