@@ -156,7 +156,7 @@ async function signInPlugin (app: FastifyInstance, opts: { config: GatewayConfig
     // is worth nothing afterwards.
     await request.session.regenerate()
     request.session.user = user
-    request.session.sealed = app.tokens.sealer.sealJson(jar.set)
+    request.session.sealed = app.tokens.seal(jar.set)
     request.session.accessExp = jar.set.accessTokenExpiresAt
     const maxAge = config.reuseTokens ? Math.min(config.sessionExpirySeconds, config.sessionMaxAgeSeconds) : config.sessionExpirySeconds
     request.session.cookie.maxAge = maxAge * 1000

@@ -22,6 +22,8 @@ export interface Tokens {
   ensureFresh: (request: FastifyRequest) => Promise<Freshness>
   /** The session's tokens, unsealed. */
   open: (request: FastifyRequest) => TokenSet | undefined
+  /** Seals a token set for the session, keeping only what this configuration uses. */
+  seal: (set: TokenSet) => string
   /**
    * Runs `fn` with the session's tokens under the session's refresh lock and keeps whatever
    * the jar redeemed (rotated refresh token, cached resource tokens).
@@ -65,6 +67,11 @@ async function tokensPlugin (app: FastifyInstance, opts: { config: GatewayConfig
   }
 
   const open = (request: FastifyRequest): TokenSet | undefined => sealer.openJson<TokenSet>(request.session.sealed)
+
+  // The access token is kept only when something uses it later (forwarding, Graph calls, the
+  // token endpoint); otherwise it is dropped, so every request parses and hashes less.
+  const keepAccessToken = config.forwardAccessToken || config.forwardAuthorizationBearer || config.graphScopes.length > 0
+  const seal = (set: TokenSet): string => sealer.sealJson(keepAccessToken ? set : { ...set, accessToken: '' })
 
   /** Session id → the tail of the work queued on it in this process. */
   const queues = new Map<string, Promise<unknown>>()
@@ -111,7 +118,7 @@ async function tokensPlugin (app: FastifyInstance, opts: { config: GatewayConfig
         const claims = refreshed.claims ?? decodeJwt(refreshed.set.idToken) as Claims
         const next = await resolveUser({ config, oidc, jar, graph }, claims, user.signedInAt)
         s.user = next
-        s.sealed = sealer.sealJson(jar.set)
+        s.sealed = seal(jar.set)
         s.accessExp = jar.set.accessTokenExpiresAt
         if (config.reuseTokens) {
           // The session slides with Entra's refresh token, within the absolute bound.
@@ -174,14 +181,14 @@ async function tokensPlugin (app: FastifyInstance, opts: { config: GatewayConfig
         return await fn(jar)
       } finally {
         if (jar.set !== set) {
-          request.session.sealed = sealer.sealJson(jar.set)
+          request.session.sealed = seal(jar.set)
           await request.session.save()
         }
       }
     })
   }
 
-  app.decorate('tokens', { sealer, graph, ensureFresh, open, withJar })
+  app.decorate('tokens', { sealer, graph, ensureFresh, open, seal, withJar })
 }
 
 export default fp(tokensPlugin, { name: 'tokens', fastify: '5.x', dependencies: ['session', 'discovery', 'metrics'] })
