@@ -14,6 +14,19 @@ async function withTimeout (what: Promise<unknown>, ms: number): Promise<void> {
   }
 }
 
+/**
+ * Why a check failed, in words safe for an unauthenticated caller: the error's code or
+ * message without the internal addresses and URLs it may name (the log has those).
+ */
+export function publicReason (reason: unknown): string {
+  const err = reason instanceof Error && reason.cause instanceof Error ? reason.cause : reason
+  const code = (err as { code?: unknown }).code
+  const text = typeof code === 'string' ? code : err instanceof Error ? err.message : String(err)
+  return text
+    .replace(/\b[a-z][a-z0-9+.-]*:\/\/\S+/gi, '<url>')
+    .replace(/\[?[0-9a-f:]*:[0-9a-f:]+\]?:\d+|\b\d{1,3}(\.\d{1,3}){3}(:\d+)?\b/gi, '<address>')
+}
+
 export default async function healthRoutes (app: FastifyInstance, opts: { config: GatewayConfig }): Promise<void> {
   const upstreamHealthUrl = opts.config.upstreamUrl + opts.config.upstreamHealthPath
   const headers = { 'cache-control': 'no-store', 'content-type': 'application/json; charset=utf-8' }
@@ -41,7 +54,7 @@ export default async function healthRoutes (app: FastifyInstance, opts: { config
       if (r.status === 'fulfilled') report[name] = 'ok'
       else {
         ready = false
-        report[name] = `down: ${r.reason instanceof Error ? (r.reason.cause instanceof Error ? r.reason.cause.message : r.reason.message) : String(r.reason)}`
+        report[name] = `down: ${publicReason(r.reason)}`
       }
     })
     return reply.code(ready ? 200 : 503).headers(headers).send(JSON.stringify({ status: ready ? 'ready' : 'not_ready', checks: report }))
