@@ -43,13 +43,14 @@ async function gatePlugin (app: FastifyInstance, opts: { config: GatewayConfig }
     const identityJwt = await app.identity.tokenFor(request)
     if (identityJwt !== undefined) extra['x-forwarded-identity'] = identityJwt
     if (config.forwardAccessToken || config.forwardAuthorizationBearer) {
-      const set = app.tokens.open(request)
-      if (set !== undefined) {
+      const token = app.tokens.accessToken(request)
+      if (token !== undefined) {
         if (config.forwardAccessToken) {
-          extra['x-forwarded-access-token'] = set.accessToken
-          if (set.accessTokenExpiresAt !== undefined) extra['x-forwarded-access-token-expires-on'] = String(set.accessTokenExpiresAt)
+          extra['x-forwarded-access-token'] = token
+          const exp = request.session.accessExp
+          if (exp !== undefined) extra['x-forwarded-access-token-expires-on'] = String(exp)
         }
-        if (config.forwardAuthorizationBearer) extra.authorization = `Bearer ${set.accessToken}`
+        if (config.forwardAuthorizationBearer) extra.authorization = `Bearer ${token}`
       }
     }
     return { ...base, ...extra }

@@ -156,10 +156,9 @@ async function signInPlugin (app: FastifyInstance, opts: { config: GatewayConfig
     // is worth nothing afterwards.
     await request.session.regenerate()
     request.session.user = user
-    request.session.sealed = app.tokens.seal(jar.set)
-    request.session.accessExp = jar.set.accessTokenExpiresAt
     const maxAge = config.reuseTokens ? Math.min(config.sessionExpirySeconds, config.sessionMaxAgeSeconds) : config.sessionExpirySeconds
     request.session.cookie.maxAge = maxAge * 1000
+    await app.tokens.keep(request, jar.set)
     app.metrics.signIns.inc({ result: 'success' })
     request.log.info({ event: 'sign_in', user: user.userId, tenant: user.tenantId, ip: request.ip, groupsOverage: user.groupsOverage, authzError: user.authzError }, 'signed in')
     reply.redirect(transaction.returnTo, 302)

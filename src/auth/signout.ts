@@ -42,9 +42,10 @@ async function signOutPlugin (app: FastifyInstance, opts: { config: GatewayConfi
 
   async function endSession (request: FastifyRequest, reply: FastifyReply, reason: string): Promise<void> {
     const user = request.session.user
-    const idToken = app.tokens.open(request)?.idToken
+    const idToken = (await app.tokens.open(request))?.idToken
+    await app.tokens.forget(request)
     request.log.info({ event: 'sign_out', user: user?.userId, tenant: user?.tenantId, ip: request.ip, reason }, 'signed out')
-    if (config.useEndSessionEndpoint && idToken !== undefined) {
+    if (config.useEndSessionEndpoint) {
       // Keep only the marker: no identity, no tokens; the cookie stays for the next navigation.
       // Saved here because this may run after the session plugin's own onSend.
       const s = request.session
@@ -92,7 +93,8 @@ async function signOutPlugin (app: FastifyInstance, opts: { config: GatewayConfi
         })
       }
       const user = request.session.user
-      const idToken = app.tokens.open(request)?.idToken
+      const idToken = (await app.tokens.open(request))?.idToken
+      await app.tokens.forget(request)
       await request.session.destroy()
       clearCookie(reply)
       request.log.info({ event: 'sign_out', user: user?.userId, tenant: user?.tenantId, ip: request.ip, reason: 'sign_out' }, 'signed out')

@@ -38,8 +38,8 @@ export default async function tokenRoutes (app: FastifyInstance, opts: { config:
     // The sign-in token already targets Graph with every Graph scope: hand it out while valid.
     const exp = request.session.accessExp
     if (scopes.every(s => graphScopes.has(s)) && exp !== undefined && exp - MIN_VALIDITY_SECONDS > now) {
-      const set = app.tokens.open(request)
-      if (set !== undefined) return { access_token: set.accessToken, token_type: 'Bearer', expires_in: exp - now, scope: config.graphScopes.join(' ') }
+      const token = app.tokens.accessToken(request)
+      if (token !== undefined) return { access_token: token, token_type: 'Bearer', expires_in: exp - now, scope: config.graphScopes.join(' ') }
     }
     try {
       const token = await app.tokens.withJar(request, async jar => await jar.forScopes(scopes, MIN_VALIDITY_SECONDS))

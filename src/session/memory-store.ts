@@ -59,8 +59,10 @@ export class MemoryStore implements GatewayStore {
   /** Drops expired entries; runs on a timer so memory follows the live session count. */
   sweep (): void {
     const now = Date.now()
-    for (const [id, entry] of this.#entries) {
-      if (entry.expiresAt <= now) this.#entries.delete(id)
+    for (const map of [this.#entries, this.#aux]) {
+      for (const [id, entry] of map) {
+        if (entry.expiresAt <= now) map.delete(id)
+      }
     }
   }
 
@@ -69,6 +71,31 @@ export class MemoryStore implements GatewayStore {
   // One process: the refresh single-flight already serializes, so the lock is free.
   async lock (): Promise<() => Promise<void>> {
     return async () => {}
+  }
+
+  readonly #aux = new Map<string, Entry>()
+
+  async getAux (key: string): Promise<string | undefined> {
+    const entry = this.#aux.get(key)
+    if (entry === undefined) return undefined
+    if (entry.expiresAt <= Date.now()) {
+      this.#aux.delete(key)
+      return undefined
+    }
+    return entry.data
+  }
+
+  async setAux (key: string, value: string, ttlMs: number): Promise<void> {
+    this.#aux.delete(key)
+    if (this.#aux.size >= this.#max) {
+      const oldest = this.#aux.keys().next().value
+      if (oldest !== undefined) this.#aux.delete(oldest)
+    }
+    this.#aux.set(key, { data: value, expiresAt: Date.now() + ttlMs })
+  }
+
+  async deleteAux (key: string): Promise<void> {
+    this.#aux.delete(key)
   }
 
   readonly #shared = new Map<string, string>()
@@ -82,5 +109,6 @@ export class MemoryStore implements GatewayStore {
   async close (): Promise<void> {
     clearInterval(this.#sweeper)
     this.#entries.clear()
+    this.#aux.clear()
   }
 }

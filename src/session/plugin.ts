@@ -18,7 +18,7 @@ export type { SessionUser }
 declare module 'fastify' {
   interface Session {
     user?: SessionUser
-    /** The user's tokens (TokenSet), sealed: the store never holds a token in the clear. */
+    /** The sign-in access token, sealed, when this configuration forwards it; every other token is sealed in the store side entry `tokens:<id>`. */
     sealed?: string
     /** Epoch seconds when the sign-in access token expires (not secret; avoids unsealing per request). */
     accessExp?: number

@@ -93,6 +93,18 @@ export class RedisStore implements GatewayStore {
     }
   }
 
+  async getAux (key: string): Promise<string | undefined> {
+    return (await (await this.#ready()).get(`entra-gw:aux:${key}`)) ?? undefined
+  }
+
+  async setAux (key: string, value: string, ttlMs: number): Promise<void> {
+    await (await this.#ready()).set(`entra-gw:aux:${key}`, value, 'PX', Math.max(1, Math.ceil(ttlMs)))
+  }
+
+  async deleteAux (key: string): Promise<void> {
+    await (await this.#ready()).del(`entra-gw:aux:${key}`)
+  }
+
   async putIfAbsent (key: string, value: string): Promise<string> {
     const c = await this.#ready()
     const full = `entra-gw:shared:${key}`

@@ -10,6 +10,13 @@ export interface GatewayStore extends SessionStore {
    * up to `waitMs`; resolves to a release function. In-process only for the memory store.
    */
   lock: (name: string, ttlMs: number, waitMs: number) => Promise<() => Promise<void>>
+  /**
+   * A side entry next to a session (its sealed tokens), read only when needed, so the session
+   * itself, which every request parses, stays small.
+   */
+  getAux: (key: string) => Promise<string | undefined>
+  setAux: (key: string, value: string, ttlMs: number) => Promise<void>
+  deleteAux: (key: string) => Promise<void>
   /** Stores `value` under `key` unless one is there; resolves to the value kept (shared keys). */
   putIfAbsent: (key: string, value: string) => Promise<string>
   close: () => Promise<void>

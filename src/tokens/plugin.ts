@@ -20,10 +20,17 @@ export interface Tokens {
   readonly graph: GraphOptions
   /** Refreshes/rechecks the session when due; see Freshness. */
   ensureFresh: (request: FastifyRequest) => Promise<Freshness>
-  /** The session's tokens, unsealed. */
-  open: (request: FastifyRequest) => TokenSet | undefined
-  /** Seals a token set for the session, keeping only what this configuration uses. */
-  seal: (set: TokenSet) => string
+  /**
+   * The sign-in access token, from the session itself (per request, no store read); kept there
+   * only when this configuration uses it (forwarding, Graph, the token endpoint).
+   */
+  accessToken: (request: FastifyRequest) => string | undefined
+  /** All the session's tokens, from their side entry in the store. */
+  open: (request: FastifyRequest) => Promise<TokenSet | undefined>
+  /** Keeps a token set for the session: the side entry, and the access token in the session. */
+  keep: (request: FastifyRequest, set: TokenSet) => Promise<void>
+  /** Drops the side entry (the session is being destroyed). */
+  forget: (request: FastifyRequest) => Promise<void>
   /**
    * Runs `fn` with the session's tokens under the session's refresh lock and keeps whatever
    * the jar redeemed (rotated refresh token, cached resource tokens).
@@ -66,12 +73,31 @@ async function tokensPlugin (app: FastifyInstance, opts: { config: GatewayConfig
     return user.authzError !== undefined && user.checkedAt + AUTHZ_ERROR_RETRY_MS <= now
   }
 
-  const open = (request: FastifyRequest): TokenSet | undefined => sealer.openJson<TokenSet>(request.session.sealed)
-
-  // The access token is kept only when something uses it later (forwarding, Graph calls, the
-  // token endpoint); otherwise it is dropped, so every request parses and hashes less.
+  // Tokens live in a side entry next to the session, read only for refresh, Graph, the token
+  // endpoint and sign-out: the session, which @fastify/session parses and hashes on every
+  // request, stays ~1 KB. The access token is also sealed into the session itself when this
+  // configuration forwards it or hands it out, so those requests need no second read.
   const keepAccessToken = config.forwardAccessToken || config.forwardAuthorizationBearer || config.graphScopes.length > 0
-  const seal = (set: TokenSet): string => sealer.sealJson(keepAccessToken ? set : { ...set, accessToken: '' })
+  const auxKey = (request: FastifyRequest): string => `tokens:${request.session.sessionId}`
+
+  const accessToken = (request: FastifyRequest): string | undefined => sealer.openJson<{ a: string }>(request.session.sealed)?.a
+
+  async function open (request: FastifyRequest): Promise<TokenSet | undefined> {
+    return sealer.openJson<TokenSet>(await store.getAux(auxKey(request)))
+  }
+
+  async function keep (request: FastifyRequest, set: TokenSet): Promise<void> {
+    const s = request.session
+    const expires = s.cookie.expires
+    const ttl = expires instanceof Date ? expires.getTime() - Date.now() : config.sessionExpirySeconds * 1000
+    await store.setAux(auxKey(request), sealer.sealJson(set), Math.max(1000, ttl))
+    s.sealed = keepAccessToken ? sealer.sealJson({ a: set.accessToken }) : undefined
+    s.accessExp = set.accessTokenExpiresAt
+  }
+
+  async function forget (request: FastifyRequest): Promise<void> {
+    await store.deleteAux(auxKey(request)).catch(() => {})
+  }
 
   /** Session id → the tail of the work queued on it in this process. */
   const queues = new Map<string, Promise<unknown>>()
@@ -108,7 +134,7 @@ async function tokensPlugin (app: FastifyInstance, opts: { config: GatewayConfig
       const user = s.user
       if (user === undefined) return 'ended'
       if (!due(request, now)) return 'ok'
-      const set = open(request)
+      const set = await open(request)
       if (set === undefined) return await end(request, 'tokens_unreadable')
       const tokenValid = s.accessExp === undefined || s.accessExp * 1000 > now
       try {
@@ -118,12 +144,11 @@ async function tokensPlugin (app: FastifyInstance, opts: { config: GatewayConfig
         const claims = refreshed.claims ?? decodeJwt(refreshed.set.idToken) as Claims
         const next = await resolveUser({ config, oidc, jar, graph }, claims, user.signedInAt)
         s.user = next
-        s.sealed = seal(jar.set)
-        s.accessExp = jar.set.accessTokenExpiresAt
         if (config.reuseTokens) {
           // The session slides with Entra's refresh token, within the absolute bound.
           s.cookie.maxAge = Math.max(1000, Math.min(config.sessionExpirySeconds * 1000, user.signedInAt + config.sessionMaxAgeSeconds * 1000 - now))
         }
+        await keep(request, jar.set)
         await s.save()
         backoff.delete(s.sessionId)
         app.metrics.refreshes.inc({ result: 'success' })
@@ -144,6 +169,7 @@ async function tokensPlugin (app: FastifyInstance, opts: { config: GatewayConfig
   async function end (request: FastifyRequest, reason: string, idpError?: string): Promise<Freshness> {
     const user = request.session.user
     request.log.info({ event: 'session_end', user: user?.userId, tenant: user?.tenantId, reason, idpError, ip: request.ip }, 'session ended')
+    await forget(request)
     await request.session.destroy()
     return 'ended'
   }
@@ -174,21 +200,19 @@ async function tokensPlugin (app: FastifyInstance, opts: { config: GatewayConfig
 
   async function withJar<T> (request: FastifyRequest, fn: (jar: TokenJar) => Promise<T>): Promise<T> {
     return await exclusive(request, async () => {
-      const set = open(request)
+      const set = await open(request)
       if (set === undefined) throw new RefreshError('no_refresh_token', 'the session holds no tokens')
       const jar = new TokenJar(await app.idp.get(), set)
       try {
         return await fn(jar)
       } finally {
-        if (jar.set !== set) {
-          request.session.sealed = seal(jar.set)
-          await request.session.save()
-        }
+        // A rotated refresh token or a new resource token: kept in the side entry only.
+        if (jar.set !== set) await store.setAux(auxKey(request), sealer.sealJson(jar.set), Math.max(1000, (request.session.cookie.expires?.getTime() ?? Date.now() + 60_000) - Date.now()))
       }
     })
   }
 
-  app.decorate('tokens', { sealer, graph, ensureFresh, open, seal, withJar })
+  app.decorate('tokens', { sealer, graph, ensureFresh, accessToken, open, keep, forget, withJar })
 }
 
 export default fp(tokensPlugin, { name: 'tokens', fastify: '5.x', dependencies: ['session', 'discovery', 'metrics'] })

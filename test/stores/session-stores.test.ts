@@ -30,6 +30,17 @@ async function suite (t: Test, store: GatewayStore): Promise<void> {
     poll()
   })
   t.pass('expired entry is gone')
+
+  // Side entries (a session's sealed tokens): set, read, expire, delete.
+  await store.setAux('tokens:a', 'sealed-value', 60_000)
+  t.equal(await store.getAux('tokens:a'), 'sealed-value')
+  await store.deleteAux('tokens:a')
+  t.equal(await store.getAux('tokens:a'), undefined, 'deleted')
+  await store.setAux('tokens:short', 'x', 20)
+  while (await store.getAux('tokens:short') !== undefined) await new Promise(resolve => setImmediate(resolve))
+  t.pass('an expired side entry is gone')
+  t.equal(await store.putIfAbsent('k', 'first'), 'first')
+  t.equal(await store.putIfAbsent('k', 'second'), 'first', 'shared keys keep the first value')
 }
 
 t.test('memory store', async t => {
