@@ -34,7 +34,7 @@
 import { randomUUID } from 'node:crypto'
 import http from 'node:http'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { listen, readBodyBuffer } from './http.js'
 import { createLocalJWKSet, errors as joseErrors, jwtVerify, type JSONWebKeySet, type JWTPayload } from 'jose'
 
 // ---------------------------------------------------------------------------------------------
@@ -154,15 +154,7 @@ export async function startGraph (opts: StartGraphOptions): Promise<Graph> {
   }
 
   const server = http.createServer()
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(opts.port ?? 0, host, () => {
-      server.off('error', reject)
-      resolve()
-    })
-  })
-  const { port } = server.address() as AddressInfo
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`
+  const url = await listen(server, host, opts.port)
 
   const api = makeApi({ url, pageSize, users, groups, memberOf, directoryRoles })
 
@@ -637,22 +629,8 @@ function headerValue (req: IncomingMessage, name: string): string | undefined {
   return Array.isArray(value) ? value[0] : value
 }
 
-function readText (req: IncomingMessage, limit: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = []
-    let size = 0
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length
-      if (size > limit) {
-        reject(new Error('request body too large'))
-        req.destroy()
-        return
-      }
-      chunks.push(chunk)
-    })
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')))
-    req.on('error', reject)
-  })
+async function readText (req: IncomingMessage, limit: number): Promise<string> {
+  return (await readBodyBuffer(req, limit)).toString('utf8')
 }
 
 /** Reads and discards a request body, so keep-alive connections stay usable. */

@@ -59,7 +59,7 @@
 import { randomBytes, randomUUID, createHash } from 'node:crypto'
 import http from 'node:http'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { listen, readBodyBuffer } from './http.js'
 import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair, jwtVerify } from 'jose'
 // oidc-provider 9 ships no TypeScript declarations (and @types/oidc-provider describes v8 and is
 // not installed): the import is untyped and the subset we rely on is typed below.
@@ -368,15 +368,7 @@ export async function startIdp (opts: StartIdpOptions): Promise<Idp> {
   const storage = createMemoryStorage({ keepRotatedRefreshTokens: opts.refreshTokenReuse === 'allow' })
 
   const server = http.createServer()
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(opts.port ?? 0, host, () => {
-      server.off('error', reject)
-      resolve()
-    })
-  })
-  const { port } = server.address() as AddressInfo
-  const origin = `http://${host.includes(':') ? `[${host}]` : host}:${port}`
+  const origin = await listen(server, host, opts.port)
   const mountPath = `/${tenantId}/v2.0`
   const issuer = `${origin}${mountPath}`
 
@@ -1379,24 +1371,6 @@ function sendJson (res: ServerResponse, status: number, body: unknown, headers: 
 
 async function readBody (req: IncomingMessage, limit: number): Promise<string> {
   return (await readBodyBuffer(req, limit)).toString('utf8')
-}
-
-function readBodyBuffer (req: IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = []
-    let size = 0
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length
-      if (size > limit) {
-        reject(new Error('request body too large'))
-        req.destroy()
-        return
-      }
-      chunks.push(chunk)
-    })
-    req.on('end', () => resolve(Buffer.concat(chunks)))
-    req.on('error', reject)
-  })
 }
 
 function escapeHtml (value: string): string {

@@ -4,7 +4,7 @@
  */
 import http from 'node:http'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { listen } from './http.js'
 
 export interface UpstreamRequest {
   method: string
@@ -38,15 +38,8 @@ export async function startUpstream (opts: { host?: string, port?: number } = {}
     })
   })
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(opts.port ?? 0, host, () => {
-      server.off('error', reject)
-      resolve()
-    })
-  })
-  const { port } = server.address() as AddressInfo
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`
+  const url = await listen(server, host, opts.port)
+  const port = Number(new URL(url).port)
 
   return {
     url,
