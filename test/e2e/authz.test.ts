@@ -8,7 +8,6 @@ import { Browser, signIn } from '../helpers/browser.js'
 import { startStack } from '../helpers/stack.js'
 import { editSession } from '../helpers/session.js'
 import { DEMO_USERS } from '../../dev/idp.js'
-import { MemoryStore } from '../../src/session/memory-store.js'
 
 const alice = DEMO_USERS.find(u => u.username === 'alice')!
 const aliceGroup = alice.groups?.[0] as string
@@ -65,9 +64,9 @@ t.test('an invalid rules file stops the start naming the rule', async t => {
 })
 
 t.test('a role removed mid-session is enforced at the next re-check, without signing in again', async t => {
-  const store = new MemoryStore({ maxSessions: 100, defaultTtlMs: 3_600_000 })
-  const stack = await startStack({ store, env: { OPENID_REQUIRED_ROLE: 'ChatUser', AUTHZ_RECHECK_SECONDS: '60' } })
-  t.teardown(async () => { await stack.close(); await store.close() })
+  const stack = await startStack({ env: { OPENID_REQUIRED_ROLE: 'ChatUser', AUTHZ_RECHECK_SECONDS: '60' } })
+  t.teardown(() => stack.close())
+  const store = stack.store
   const browser = new Browser()
   await signIn(browser, `${stack.url}/`, 'alice', 'alice')
   const api = async (): Promise<number> => (await browser.request(`${stack.url}/api/x`, { headers: { accept: 'application/json' } })).status
@@ -91,9 +90,9 @@ t.test('a role removed mid-session is enforced at the next re-check, without sig
 })
 
 t.test('a group removed mid-session is enforced at the next re-check', async t => {
-  const store = new MemoryStore({ maxSessions: 100, defaultTtlMs: 3_600_000 })
-  const stack = await startStack({ store, env: { OPENID_REQUIRED_GROUPS: aliceGroup } })
-  t.teardown(async () => { await stack.close(); await store.close() })
+  const stack = await startStack({ env: { OPENID_REQUIRED_GROUPS: aliceGroup } })
+  t.teardown(() => stack.close())
+  const store = stack.store
   const browser = new Browser()
   await signIn(browser, `${stack.url}/`, 'alice', 'alice')
   stack.idp.users.get('alice')!.groups = []

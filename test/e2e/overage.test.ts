@@ -5,7 +5,6 @@ import t from 'tap'
 import { Browser, signIn } from '../helpers/browser.js'
 import { startStack, type Stack } from '../helpers/stack.js'
 import { editSession } from '../helpers/session.js'
-import { MemoryStore } from '../../src/session/memory-store.js'
 import { DEMO_USERS, type IdpUser } from '../../dev/idp.js'
 
 const groupId = (i: number): string => `6a1c0000-0000-4000-8000-${String(i).padStart(12, '0')}`
@@ -23,8 +22,8 @@ const carol: IdpUser = {
 }
 const json = { accept: 'application/json' }
 
-async function overageStack (groups: number, env: Record<string, string> = {}, store?: MemoryStore): Promise<Stack> {
-  return await startStack({ users: [...DEMO_USERS, carol], store, graph: { memberOf: { [carol.oid]: many(groups) } }, env: { OPENID_REQUIRED_GROUPS: groupId(groups - 1), ...env } })
+async function overageStack (groups: number, env: Record<string, string> = {}): Promise<Stack> {
+  return await startStack({ users: [...DEMO_USERS, carol], graph: { memberOf: { [carol.oid]: many(groups) } }, env: { OPENID_REQUIRED_GROUPS: groupId(groups - 1), ...env } })
 }
 
 for (const count of [250, 1000]) {
@@ -79,9 +78,9 @@ t.test('throttled past the retries: refused, never zero groups and a pass', asyn
 })
 
 t.test('overage groups survive a refresh; Graph down at refresh refuses', async t => {
-  const store = new MemoryStore({ maxSessions: 100, defaultTtlMs: 3_600_000 })
-  const stack = await overageStack(250, {}, store)
-  t.teardown(async () => { await stack.close(); await store.close() })
+  const stack = await overageStack(250)
+  t.teardown(() => stack.close())
+  const store = stack.store
   const browser = new Browser()
   await signIn(browser, `${stack.url}/`, 'carol', 'carol')
   const expire = async (): Promise<void> => await editSession(store, browser, stack.url, stack.config.cookieName, s => { s.accessExp = Math.floor(Date.now() / 1000) + 5 })

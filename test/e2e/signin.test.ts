@@ -3,7 +3,6 @@ import t from 'tap'
 import { Browser, signIn } from '../helpers/browser.js'
 import { startStack, CLIENT_SECRET, SESSION_SECRET } from '../helpers/stack.js'
 import { DEMO_USERS } from '../../dev/idp.js'
-import { MemoryStore } from '../../src/session/memory-store.js'
 
 const alice = DEMO_USERS.find(u => u.username === 'alice')!
 
@@ -104,9 +103,9 @@ t.test('API calls without a session get 401 JSON, never a redirect', async t => 
 })
 
 t.test('forged, expired and replayed state are refused', async t => {
-  const store = new MemoryStore({ maxSessions: 1000, defaultTtlMs: 60_000 })
-  const stack = await startStack({ store })
-  t.teardown(async () => { await stack.close(); await store.close() })
+  const stack = await startStack()
+  t.teardown(() => stack.close())
+  const store = stack.store
 
   // Forged: a state this browser never started.
   const b1 = new Browser()

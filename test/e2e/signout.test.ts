@@ -5,9 +5,10 @@ import { startStack } from '../helpers/stack.js'
 import { MemoryStore } from '../../src/session/memory-store.js'
 
 t.test('sign-out ends the session in the store and clears the cookie', async t => {
-  const store = new MemoryStore({ maxSessions: 100, defaultTtlMs: 60_000 })
-  const stack = await startStack({ store })
-  t.teardown(async () => { await stack.close(); await store.close() })
+  const stack = await startStack()
+  t.teardown(() => stack.close())
+  // The default store of the stack: the memory store, whose size says how many sessions it holds.
+  const store = stack.store as MemoryStore
   const browser = new Browser()
   await signIn(browser, `${stack.url}/`, 'alice', 'alice')
   t.equal(store.size, 1)

@@ -42,9 +42,9 @@ t.test('Graph scopes at sign-in; a Graph token forwarded, valid, with its expiry
 })
 
 t.test('50 concurrent requests at expiry cause one refresh; the forwarded token is never expired', async t => {
-  const store = new MemoryStore({ maxSessions: 100, defaultTtlMs: 3_600_000 })
-  const stack = await startStack({ store, graph: {}, env: { OPENID_GRAPH_SCOPES: 'User.Read' } })
-  t.teardown(async () => { await stack.close(); await store.close() })
+  const stack = await startStack({ graph: {}, env: { OPENID_GRAPH_SCOPES: 'User.Read' } })
+  t.teardown(() => stack.close())
+  const store = stack.store
   const browser = new Browser()
   await signIn(browser, `${stack.url}/`, 'alice', 'alice')
   const before = await forwarded(browser, stack)
@@ -91,9 +91,9 @@ t.test('two gateways on one Redis refresh a shared session once', async t => {
 })
 
 t.test('invalid_grant ends the session: 401 for API calls, a fresh sign-in for navigations', async t => {
-  const store = new MemoryStore({ maxSessions: 100, defaultTtlMs: 3_600_000 })
-  const stack = await startStack({ store })
-  t.teardown(async () => { await stack.close(); await store.close() })
+  const stack = await startStack()
+  t.teardown(() => stack.close())
+  const store = stack.store as MemoryStore
   const browser = new Browser()
   await signIn(browser, `${stack.url}/`, 'alice', 'alice')
   stack.idp.revokeRefreshTokens('alice')
@@ -109,21 +109,21 @@ t.test('invalid_grant ends the session: 401 for API calls, a fresh sign-in for n
 })
 
 t.test('IdP down at refresh: keeps serving while the token is valid, refuses once it is not', async t => {
-  const store = new MemoryStore({ maxSessions: 100, defaultTtlMs: 3_600_000 })
-  const stack = await startStack({ store })
-  t.teardown(async () => { await stack.close(); await store.close() })
+  const stack = await startStack()
+  t.teardown(() => stack.close())
+  const store = stack.store
   const browser = new Browser()
   await signIn(browser, `${stack.url}/`, 'alice', 'alice')
   stack.idp.setDown(true)
   await editSession(store, browser, stack.url, stack.config.cookieName, s => { s.accessExp = Math.floor(Date.now() / 1000) + 60 })
   t.equal((await browser.request(`${stack.url}/api/x`, { headers: json })).status, 200, 'still valid: served')
   t.ok(stack.logs.some(l => l.event === 'refresh_failed' && l.stillValid === true))
-  const s2 = await startStack({ store: new MemoryStore({ maxSessions: 100, defaultTtlMs: 3_600_000 }) })
+  const s2 = await startStack()
   t.teardown(() => s2.close())
   const b2 = new Browser()
   await signIn(b2, `${s2.url}/`, 'alice', 'alice')
   s2.idp.setDown(true)
-  await editSession(s2.app.sessionStoreImpl, b2, s2.url, s2.config.cookieName, s => { s.accessExp = Math.floor(Date.now() / 1000) - 1 })
+  await editSession(s2.store, b2, s2.url, s2.config.cookieName, s => { s.accessExp = Math.floor(Date.now() / 1000) - 1 })
   const res = await b2.request(`${s2.url}/api/x`, { headers: json })
   t.equal(res.status, 503, 'expired and not renewable: refused, never an expired token forwarded')
 })

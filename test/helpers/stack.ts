@@ -25,6 +25,8 @@ export interface Stack {
   graph: Graph | undefined
   upstream: StackUpstream
   app: FastifyInstance
+  /** The gateway's session store (the one passed in, or the one SESSION_STORE made). */
+  store: GatewayStore
   config: GatewayConfig
   url: string
   logs: Array<Record<string, unknown>>
@@ -104,6 +106,7 @@ export async function startStack (opts: StackOptions = {}): Promise<Stack> {
     graph,
     upstream,
     app,
+    store: app.sessionStoreImpl,
     config,
     url: origin,
     logs: capture.logs,
