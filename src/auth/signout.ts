@@ -40,33 +40,50 @@ async function signOutPlugin (app: FastifyInstance, opts: { config: GatewayConfi
     reply.clearCookie(config.cookieName, { path: '/', httpOnly: true, sameSite: 'lax', secure: config.secureCookies })
   }
 
-  async function endSession (request: FastifyRequest, reply: FastifyReply, reason: string): Promise<void> {
+  interface LogoutHint { idToken?: string | undefined, logoutHint?: string | undefined }
+
+  /** Logs the sign-out and drops the tokens; returns what Entra's end-session needs. */
+  async function takeTokens (request: FastifyRequest, reason: string): Promise<LogoutHint> {
     const user = request.session.user
     const idToken = (await app.tokens.open(request))?.idToken
     await app.tokens.forget(request)
     request.log.info({ event: 'sign_out', user: user?.userId, tenant: user?.tenantId, ip: request.ip, reason }, 'signed out')
-    if (config.useEndSessionEndpoint) {
-      // Keep only the marker: no identity, no tokens; the cookie stays for the next navigation.
-      // Saved here because this may run after the session plugin's own onSend.
-      const s = request.session
-      s.user = undefined
-      s.sealed = undefined
-      s.accessExp = undefined
-      s.pending = undefined
-      s.endSession = app.tokens.sealer.sealJson({ idToken, logoutHint: user?.preferredUsername })
-      await s.save()
-      return
-    }
+    return { idToken, logoutHint: user?.preferredUsername }
+  }
+
+  /** The Entra end-session URL, when configured and the IdP's metadata is loaded. */
+  async function entraLogoutUrl (hint: LogoutHint): Promise<string | undefined> {
+    if (!config.useEndSessionEndpoint || !app.idp.ready) return undefined
+    return endSessionUrl(await app.idp.get(), { idToken: hint.idToken, logoutHint: hint.logoutHint, clientId: config.clientId, postLogoutRedirectUri: config.postLogoutRedirectUri })?.href
+  }
+
+  async function destroy (request: FastifyRequest, reply: FastifyReply): Promise<void> {
     await request.session.destroy()
     clearCookie(reply)
   }
 
+  async function endSession (request: FastifyRequest, reply: FastifyReply, reason: string): Promise<void> {
+    const hint = await takeTokens(request, reason)
+    if (!config.useEndSessionEndpoint) {
+      await destroy(request, reply)
+      return
+    }
+    // Keep only the marker: no identity, no tokens; the cookie stays for the next navigation.
+    // Saved here because this may run after the session plugin's own onSend.
+    const s = request.session
+    s.user = undefined
+    s.sealed = undefined
+    s.accessExp = undefined
+    s.pending = undefined
+    s.endSession = app.tokens.sealer.sealJson(hint)
+    await s.save()
+  }
+
   async function takeEndSessionRedirect (request: FastifyRequest): Promise<string | undefined> {
-    const marker = app.tokens.sealer.openJson<{ idToken?: string, logoutHint?: string }>(request.session.endSession)
+    const marker = app.tokens.sealer.openJson<LogoutHint>(request.session.endSession)
     if (marker === undefined) return undefined
     request.session.endSession = undefined
-    if (!app.idp.ready) return undefined
-    return endSessionUrl(await app.idp.get(), { idToken: marker.idToken, logoutHint: marker.logoutHint, clientId: config.clientId, postLogoutRedirectUri: config.postLogoutRedirectUri })?.href
+    return await entraLogoutUrl(marker)
   }
 
   app.decorate('signOut', { endSession, takeEndSessionRedirect })
@@ -92,18 +109,9 @@ async function signOutPlugin (app: FastifyInstance, opts: { config: GatewayConfi
           page: { title: 'Sign-out refused', body: '<p>This sign-out request did not come from this site. Use the sign-out button instead.</p><div class="actions"><a class="button" href="/oauth2/sign_out">Go to sign-out</a></div>' }
         })
       }
-      const user = request.session.user
-      const idToken = (await app.tokens.open(request))?.idToken
-      await app.tokens.forget(request)
-      await request.session.destroy()
-      clearCookie(reply)
-      request.log.info({ event: 'sign_out', user: user?.userId, tenant: user?.tenantId, ip: request.ip, reason: 'sign_out' }, 'signed out')
-
-      let next: string | undefined
-      if (config.useEndSessionEndpoint && app.idp.ready) {
-        const oidc = await app.idp.get()
-        next = endSessionUrl(oidc, { idToken, logoutHint: user?.preferredUsername, clientId: config.clientId, postLogoutRedirectUri: config.postLogoutRedirectUri })?.href
-      }
+      const hint = await takeTokens(request, 'sign_out')
+      await destroy(request, reply)
+      const next = await entraLogoutUrl(hint)
       reply.header('cache-control', 'no-store')
       if (next !== undefined) return reply.redirect(next, 303)
       return reply.page(200, {
