@@ -7,7 +7,7 @@ import type { GatewayConfig } from '../config.js'
 import { decide, type Denied, type Subject } from '../policy/decide.js'
 import { normalizePath, isPublic } from '../policy/rules.js'
 import { isNavigation } from '../policy/request-kind.js'
-import { escapeHtml } from '../pages/render.js'
+import { escapeHtml, JSON_NO_STORE } from '../pages/render.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -33,7 +33,6 @@ async function gatePlugin (app: FastifyInstance, opts: { config: GatewayConfig }
   const { config } = opts
   const callbackPath = config.callbackPath
   const hasRules = config.rules.rules.length > 0 || config.rules.publicPaths.length > 0
-  const jsonHeaders = { 'cache-control': 'no-store', 'content-type': 'application/json; charset=utf-8' }
 
   app.decorateRequest('forward', undefined)
 
@@ -91,7 +90,7 @@ async function gatePlugin (app: FastifyInstance, opts: { config: GatewayConfig }
       if (bearer.kind === 'invalid') {
         app.metrics.denials.inc({ reason: 'invalid_bearer' })
         request.log.info({ event: 'denied', reason: 'invalid_bearer', detail: bearer.reason, ip: request.ip }, 'bearer token refused')
-        return reply.code(401).headers({ ...jsonHeaders, 'www-authenticate': `Bearer error="invalid_token", error_description="${bearer.reason}"` })
+        return reply.code(401).headers({ ...JSON_NO_STORE, 'www-authenticate': `Bearer error="invalid_token", error_description="${bearer.reason}"` })
           .send(JSON.stringify({ error: 'invalid_token', message: `The bearer token was refused: ${bearer.reason}.` }))
       }
       if (bearer.kind === 'valid') {
@@ -106,7 +105,7 @@ async function gatePlugin (app: FastifyInstance, opts: { config: GatewayConfig }
     const freshness = await app.tokens.ensureFresh(request)
     if (freshness === 'ended') {
       if (isNavigation(request.method, request.headers)) return await app.signIn.requireSignIn(request, reply)
-      return reply.code(401).headers(jsonHeaders).send(JSON.stringify({ error: 'session_expired', message: 'Your session has ended; sign in again.', login_url: `${config.publicOrigin}/oauth2/sign_in` }))
+      return reply.code(401).headers(JSON_NO_STORE).send(JSON.stringify({ error: 'session_expired', message: 'Your session has ended; sign in again.', login_url: `${config.publicOrigin}/oauth2/sign_in` }))
     }
     if (freshness === 'unavailable') {
       return reply.problem({ status: 503, error: 'idp_unavailable', message: 'Your session could not be renewed because the sign-in service is not answering.', page: { title: 'Sign-in service unavailable', body: '<p>Your session needs renewing, but the sign-in service is not answering. Please try again in a minute.</p>' } })

@@ -6,7 +6,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { GatewayConfig } from '../config.js'
 import { isNavigation } from '../policy/request-kind.js'
 import { safeReturnPath } from '../policy/return-path.js'
-import { escapeHtml } from '../pages/render.js'
+import { escapeHtml, JSON_NO_STORE } from '../pages/render.js'
 import { beginSignIn, completeSignIn, SignInError, type LoginTransaction, type SignInResult } from './oidc.js'
 import { resolveUser, type SessionUser } from './user.js'
 import { TokenJar } from '../tokens/jar.js'
@@ -46,7 +46,6 @@ const SIGN_IN_REASONS: Record<string, string> = {
 
 async function signInPlugin (app: FastifyInstance, opts: { config: GatewayConfig }): Promise<void> {
   const { config } = opts
-  const jsonHeaders = { 'cache-control': 'no-store', 'content-type': 'application/json; charset=utf-8' }
 
   const idpUnavailable = (reply: FastifyReply): FastifyReply => reply.problem({
     status: 503,
@@ -184,7 +183,7 @@ async function signInPlugin (app: FastifyInstance, opts: { config: GatewayConfig
       if (!config.autoRedirect) return signInPage(reply, returnTo)
       return await startSignIn(request, reply, returnTo)
     }
-    return reply.code(401).headers(jsonHeaders).send(JSON.stringify({
+    return reply.code(401).headers(JSON_NO_STORE).send(JSON.stringify({
       error: 'unauthenticated',
       message: 'Sign in first.',
       login_url: `${config.publicOrigin}/oauth2/sign_in?rd=${encodeURIComponent(returnTo)}`

@@ -15,7 +15,6 @@ const CACHE_MAX = 50_000
 export interface IdentitySigner {
   /** The identity JWT for the request's signed-in user, or undefined without one. */
   tokenFor: (request: FastifyRequest) => Promise<string | undefined>
-  jwks: () => { keys: JWK[] }
 }
 
 declare module 'fastify' {
@@ -93,10 +92,7 @@ async function identityPlugin (app: FastifyInstance, opts: { config: GatewayConf
     return jwt
   }
 
-  app.decorate('identity', {
-    tokenFor,
-    jwks: () => ({ keys: key !== undefined ? [key.publicJwk] : [] })
-  })
+  app.decorate('identity', { tokenFor })
 
   app.get('/oauth2/jwks.json', (_request, reply) => {
     reply.header('cache-control', 'public, max-age=300').send({ keys: key !== undefined ? [key.publicJwk] : [] })

@@ -6,7 +6,7 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import type { GatewayConfig } from '../config.js'
 import { wantsHtml } from '../policy/request-kind.js'
-import { STYLESHEET, pageHeaders, renderPage, type PageOptions } from './render.js'
+import { STYLESHEET, JSON_NO_STORE, pageHeaders, renderPage, type PageOptions } from './render.js'
 
 export interface Problem {
   status: number
@@ -30,14 +30,13 @@ async function pagesPlugin (app: FastifyInstance, opts: { config: GatewayConfig 
   const headers = pageHeaders([new URL(config.issuer).origin])
   const logo = await loadAsset(config.logoFile, config.imageUrl, app)
   const brand = { title: config.title, logoUrl: logo !== undefined ? '/oauth2/assets/logo' : undefined }
-  const jsonHeaders = { 'cache-control': 'no-store', 'content-type': 'application/json; charset=utf-8' }
 
   app.decorateReply('page', function (this: FastifyReply, status: number, page: PageOptions) {
     return this.code(status).headers(headers).send(renderPage(page, brand))
   })
   app.decorateReply('problem', function (this: FastifyReply, p: Problem) {
     if (wantsHtml(this.request.headers)) return this.page(p.status, { ...p.page, detail: p.page.detail ?? `Request id ${this.request.id}` })
-    return this.code(p.status).headers(jsonHeaders).send(JSON.stringify({ error: p.error, message: p.message, request_id: this.request.id, ...p.json }))
+    return this.code(p.status).headers(JSON_NO_STORE).send(JSON.stringify({ error: p.error, message: p.message, request_id: this.request.id, ...p.json }))
   })
 
   if (logo !== undefined) {

@@ -44,6 +44,9 @@ export function renderPage (opts: PageOptions, brand: Branding = { title: 'Libre
 <body><main><div class="brand">${logo}<span>${escapeHtml(brand.title)}</span></div><h1>${escapeHtml(opts.title)}</h1>${opts.body}${detail}</main></body></html>`
 }
 
+/** Headers of the gateway's own JSON answers: they are about one user, so never cached. */
+export const JSON_NO_STORE = { 'cache-control': 'no-store', 'content-type': 'application/json; charset=utf-8' }
+
 /** Security headers for every page the gateway renders itself. */
 export function pageHeaders (formActionOrigins: string[]): Record<string, string> {
   return {

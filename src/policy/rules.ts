@@ -79,10 +79,9 @@ export function isPublic (rules: AuthzRules, method: string, path: string): bool
   return false
 }
 
+/** A rule's path, normalized like the requests it will meet. */
 function prefixOf (raw: string): string | undefined {
-  if (!raw.startsWith('/')) return undefined
-  const n = normalizePath(raw)
-  return n
+  return raw.startsWith('/') ? normalizePath(raw) : undefined
 }
 
 function stringList (value: unknown): string[] | undefined {

@@ -2,6 +2,7 @@
 // (IdP metadata loaded, session store answering, upstream answering) and names what is down.
 import type { FastifyInstance } from 'fastify'
 import type { GatewayConfig } from '../config.js'
+import { JSON_NO_STORE } from '../pages/render.js'
 
 const CHECK_TIMEOUT_MS = 2000
 
@@ -29,10 +30,9 @@ export function publicReason (reason: unknown): string {
 
 export default async function healthRoutes (app: FastifyInstance, opts: { config: GatewayConfig }): Promise<void> {
   const upstreamHealthUrl = opts.config.upstreamUrl + opts.config.upstreamHealthPath
-  const headers = { 'cache-control': 'no-store', 'content-type': 'application/json; charset=utf-8' }
   const alive = JSON.stringify({ status: 'ok' })
 
-  app.get('/healthz', (_request, reply) => { reply.headers(headers).send(alive) })
+  app.get('/healthz', (_request, reply) => { reply.headers(JSON_NO_STORE).send(alive) })
 
   app.get('/readyz', async (_request, reply) => {
     const checkUpstream = async (): Promise<void> => {
@@ -57,6 +57,6 @@ export default async function healthRoutes (app: FastifyInstance, opts: { config
         report[name] = `down: ${publicReason(r.reason)}`
       }
     })
-    return reply.code(ready ? 200 : 503).headers(headers).send(JSON.stringify({ status: ready ? 'ready' : 'not_ready', checks: report }))
+    return reply.code(ready ? 200 : 503).headers(JSON_NO_STORE).send(JSON.stringify({ status: ready ? 'ready' : 'not_ready', checks: report }))
   })
 }

@@ -13,8 +13,6 @@ import { RedisStore } from './redis-store.js'
 import type { SessionUser } from '../auth/user.js'
 import type { LoginTransaction } from '../auth/oidc.js'
 
-export type { SessionUser }
-
 declare module 'fastify' {
   interface Session {
     user?: SessionUser

@@ -86,11 +86,16 @@ async function tokensPlugin (app: FastifyInstance, opts: { config: GatewayConfig
     return sealer.openJson<TokenSet>(await store.getAux(auxKey(request)))
   }
 
-  async function keep (request: FastifyRequest, set: TokenSet): Promise<void> {
-    const s = request.session
-    const expires = s.cookie.expires
+  /** The side entry lives as long as the session's cookie. */
+  async function putAux (request: FastifyRequest, set: TokenSet): Promise<void> {
+    const expires = request.session.cookie.expires
     const ttl = expires instanceof Date ? expires.getTime() - Date.now() : config.sessionExpirySeconds * 1000
     await store.setAux(auxKey(request), sealer.sealJson(set), Math.max(1000, ttl))
+  }
+
+  async function keep (request: FastifyRequest, set: TokenSet): Promise<void> {
+    const s = request.session
+    await putAux(request, set)
     s.sealed = keepAccessToken ? sealer.sealJson({ a: set.accessToken }) : undefined
     s.accessExp = set.accessTokenExpiresAt
   }
@@ -207,7 +212,7 @@ async function tokensPlugin (app: FastifyInstance, opts: { config: GatewayConfig
         return await fn(jar)
       } finally {
         // A rotated refresh token or a new resource token: kept in the side entry only.
-        if (jar.set !== set) await store.setAux(auxKey(request), sealer.sealJson(jar.set), Math.max(1000, (request.session.cookie.expires?.getTime() ?? Date.now() + 60_000) - Date.now()))
+        if (jar.set !== set) await putAux(request, jar.set)
       }
     })
   }
