@@ -20,6 +20,8 @@ import gatePlugin from './auth/gate.js'
 import healthRoutes from './routes/health.js'
 import userinfoRoutes from './routes/userinfo.js'
 import proxyPlugin from './proxy/plugin.js'
+import upstreamPlugin from './proxy/upstream.js'
+import { StoreUnavailableError } from './session/store.js'
 
 export interface BuildOptions {
   /** A pino logger option or instance; defaults to JSON at LOG_LEVEL. */
@@ -45,6 +47,15 @@ export async function buildApp (config: GatewayConfig, opts: BuildOptions = {}):
   })
 
   app.setErrorHandler((err: Error & { statusCode?: number }, request, reply) => {
+    if (err instanceof StoreUnavailableError) {
+      // Logged once per outage by the store itself, not once per request.
+      return reply.header('retry-after', '5').problem({
+        status: 503,
+        error: 'session_store_unavailable',
+        message: 'The gateway cannot reach its session store right now.',
+        page: { title: 'Temporarily unavailable', body: '<p>The gateway cannot check your session right now because its session store is not answering. Please try again in a minute; if it keeps happening, tell your administrator.</p>' }
+      })
+    }
     const status = err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500
     request.log[status >= 500 ? 'error' : 'info']({ event: 'error', err }, 'request failed')
     return reply.problem({
@@ -74,6 +85,7 @@ export async function buildApp (config: GatewayConfig, opts: BuildOptions = {}):
   await app.register(userinfoRoutes, { config })
   await app.register(tokenRoutes, { config })
   await app.register(directoryRoutes, { config })
+  await app.register(upstreamPlugin, { config })
   await app.register(proxyPlugin, { config })
   return app
 }

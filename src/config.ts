@@ -2,7 +2,7 @@
 // Names follow LibreChat's "OpenID with Azure Entra" guide wherever the guide names a setting,
 // so an operator can reuse the same app registration and the same .env.
 import { isIP } from 'node:net'
-import { loadRulesFile, type AuthzRules, EMPTY_RULES } from './policy/rules.js'
+import { loadRulesFile, normalizePath, type AuthzRules, EMPTY_RULES } from './policy/rules.js'
 
 export type TokenKind = 'id' | 'access' | 'userinfo'
 export type SessionStoreKind = 'memory' | 'redis'
@@ -36,6 +36,10 @@ export interface GatewayConfig {
   host: string
   upstreamUrl: string
   upstreamHealthPath: string
+  /** An upstream that sends no response headers within this many seconds gets a 504 (bodies and streams have no timeout). */
+  upstreamHeadersTimeoutSeconds: number
+  /** Past this many requests in flight to the upstream, new ones get a prompt 503 and /readyz says so. */
+  upstreamMaxConcurrent: number
   sessionStore: SessionStoreKind
   redisUrl: string | undefined
   trustedProxies: string[]
@@ -45,6 +49,8 @@ export interface GatewayConfig {
   memoryStoreMaxSessions: number
   /** Cookie name: `__Host-` prefixed and Secure when DOMAIN_SERVER is https. */
   cookieName: string
+  /** The short-lived sealed cookie holding this browser's pending sign-ins. */
+  loginCookieName: string
   secureCookies: boolean
 
   // --- authorization (groups, tenants, per-path rules, API bearer tokens)
@@ -238,6 +244,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig
   }
   const upstreamHealthPath = str('UPSTREAM_HEALTH_PATH') ?? '/health'
   if (!upstreamHealthPath.startsWith('/')) problems.push('UPSTREAM_HEALTH_PATH must be a path starting with / (LibreChat: /health).')
+  const upstreamHeadersTimeoutSeconds = int('UPSTREAM_HEADERS_TIMEOUT_SECONDS', 300, 1, 3600)
+  const upstreamMaxConcurrent = int('UPSTREAM_MAX_CONCURRENT', 8192, 1, 1_000_000)
 
   const storeRaw = (str('SESSION_STORE') ?? 'memory').toLowerCase()
   let sessionStore: SessionStoreKind = 'memory'
@@ -344,7 +352,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig
   for (const entry of (str('LOGOUT_PATHS') ?? 'POST /api/auth/logout').split(',').map(x => x.trim()).filter(Boolean)) {
     const m = /^(GET|POST|PUT|PATCH|DELETE)\s+(\/\S*)$/i.exec(entry)
     if (m === null) problems.push(`LOGOUT_PATHS must be a comma-separated list of "METHOD /path" such as "POST /api/auth/logout" (bad entry "${entry}").`)
-    else logoutPaths.push({ method: (m[1] as string).toUpperCase(), path: m[2] as string })
+    // Matched against the normalized request path, so /API/auth/logout/ is the same route.
+    else logoutPaths.push({ method: (m[1] as string).toUpperCase(), path: normalizePath(m[2] as string) ?? (m[2] as string) })
   }
   const autoRedirect = bool('OPENID_AUTO_REDIRECT', true)
   const title = str('GATEWAY_TITLE') ?? 'LibreChat'
@@ -376,6 +385,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig
     host,
     upstreamUrl: (upstream as URL).origin + (upstream as URL).pathname.replace(/\/+$/, ''),
     upstreamHealthPath,
+    upstreamHeadersTimeoutSeconds,
+    upstreamMaxConcurrent,
     sessionStore,
     redisUrl,
     trustedProxies,
@@ -384,6 +395,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig
     sessionExpirySeconds,
     memoryStoreMaxSessions,
     cookieName: secureCookies ? '__Host-entra-gw' : 'entra-gw',
+    loginCookieName: secureCookies ? '__Host-entra-gw-login' : 'entra-gw-login',
     secureCookies,
     requiredGroups,
     allowedTenants,

@@ -69,6 +69,11 @@ async function gatePlugin (app: FastifyInstance, opts: { config: GatewayConfig }
 
   async function gate (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
     const url = request.url
+    // Only origin-form targets are proxied: an absolute-form (`GET http://host/x`) or `*`
+    // target names no path of this site.
+    if (url.charCodeAt(0) !== 47) {
+      return reply.problem({ status: 400, error: 'bad_request_target', message: 'The request target must be a path.', page: { title: 'Bad request', body: '<p>The address could not be understood.</p>' } })
+    }
     if (request.method === 'GET' && url.startsWith(callbackPath) && (url.length === callbackPath.length || url[callbackPath.length] === '?')) {
       if (await app.signIn.handleCallback(request, reply)) return reply
     }
@@ -80,7 +85,12 @@ async function gatePlugin (app: FastifyInstance, opts: { config: GatewayConfig }
         return reply.problem({ status: 400, error: 'bad_path', message: 'The address could not be understood.', page: { title: 'Bad request', body: '<p>The address could not be understood.</p>' } })
       }
       if (isPublic(config.rules, request.method, path)) {
-        request.forward = request.session.user?.forward
+        // No sign-in needed, and none started. A session's identity is forwarded only when it
+        // is fresh and the policy would let this user in here; otherwise the request is anonymous.
+        const user = request.session.user
+        if (user !== undefined && !app.tokens.isDue(request) && decide(config, user, { method: request.method, path }).allowed) {
+          request.forward = await sessionHeaders(request, user.forward)
+        }
         return undefined
       }
     }

@@ -109,6 +109,9 @@ export async function completeSignIn (
       const aadsts = /AADSTS\d+/.exec(description)?.[0]
       throw new SignInError('idp_error', `the identity provider answered ${err.error}`, { idpError: aadsts ?? err.error, cause: err })
     }
+    if (idpUnreachable(err)) {
+      throw new SignInError('idp_unavailable', `the token endpoint could not be reached (${describeFailure(err)})`, { cause: err })
+    }
     if (err instanceof client.ResponseBodyError) {
       throw new SignInError('token_error', `the token endpoint refused the code: ${err.error}`, { idpError: err.error, cause: err })
     }
@@ -140,6 +143,26 @@ export async function completeSignIn (
     accessTokenExpiresAt: expiresIn !== undefined ? now + expiresIn : undefined,
     scope: tokens.scope
   }
+}
+
+/**
+ * Whether a failed call to the IdP means it could not be reached (network, timeout, a 5xx),
+ * as opposed to an answer that refuses: the first is an outage to retry, never an attack.
+ */
+export function idpUnreachable (err: unknown): boolean {
+  if (err instanceof client.ResponseBodyError) return err.status >= 500
+  const e = err as { name?: string, code?: string, cause?: unknown }
+  if (e.name === 'AbortError' || e.name === 'TimeoutError') return true
+  // fetch() failing at the network level: "fetch failed" with the socket error as its cause.
+  if (err instanceof TypeError && e.cause !== undefined) return true
+  const status = (e.cause as { status?: unknown } | undefined)?.status
+  if (typeof status === 'number') return status >= 500
+  return false
+}
+
+function describeFailure (err: unknown): string {
+  const e = err as { code?: string, cause?: { code?: string, status?: number }, status?: number }
+  return e.cause?.code ?? (e.status !== undefined ? `HTTP ${e.status}` : undefined) ?? (e.cause?.status !== undefined ? `HTTP ${e.cause.status}` : undefined) ?? e.code ?? (err as Error).message
 }
 
 export async function fetchUserInfoClaims (oidc: client.Configuration, accessToken: string, sub: string): Promise<Claims> {

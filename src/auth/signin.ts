@@ -1,6 +1,6 @@
 // Sign-in: starting the authorization-code flow and completing it at the callback.
-// The login transaction lives in the browser's (server-side) session, keyed by state, so a
-// callback is accepted only in the browser that started it, only once, only for 10 minutes.
+// The login transaction lives in a sealed cookie of the browser that started it, keyed by
+// state, so a callback is accepted only in that browser, only once, only for 10 minutes.
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { GatewayConfig } from '../config.js'
@@ -11,9 +11,8 @@ import { beginSignIn, completeSignIn, SignInError, type LoginTransaction, type S
 import { resolveUser, type SessionUser } from './user.js'
 import { TokenJar } from '../tokens/jar.js'
 import type { Configuration } from 'openid-client'
-
-/** More parallel sign-ins than this in one browser (tabs) and the oldest is dropped. */
-const MAX_PENDING = 5
+import { readCookie, serializeCookie } from '../session/cookies.js'
+import { boundedReturnPath, LOGIN_COOKIE_MAX_AGE_MS, readTransactions, sealTransactions } from './login-cookie.js'
 const PROMPTS = new Set(['select_account', 'login'])
 
 export interface SignIn {
@@ -38,6 +37,7 @@ const SIGN_IN_REASONS: Record<string, string> = {
   idp_error: 'The identity provider did not complete the sign-in.',
   token_error: 'The identity provider refused to complete the sign-in.',
   token_invalid: 'The sign-in response could not be verified.',
+  idp_unavailable: 'The sign-in service could not be reached to complete the sign-in. Please try again in a minute.',
   token_stale: 'The sign-in response was too old to accept.',
   token_future: "The sign-in response was dated in the future; the server's clock may be wrong.",
   tenant_not_allowed: 'Your account belongs to an organization that may not use this application.',
@@ -46,6 +46,16 @@ const SIGN_IN_REASONS: Record<string, string> = {
 
 async function signInPlugin (app: FastifyInstance, opts: { config: GatewayConfig }): Promise<void> {
   const { config } = opts
+  const loginCookie = config.loginCookieName
+  const cookieFlags = { secure: config.secureCookies }
+  const sealer = app.tokens.sealer
+
+  /** Writes this browser's pending transactions back (or removes the cookie when none is left). */
+  function writeLoginCookie (reply: FastifyReply, pending: Map<string, LoginTransaction>): void {
+    reply.header('set-cookie', pending.size === 0
+      ? serializeCookie(loginCookie, '', 0, cookieFlags)
+      : serializeCookie(loginCookie, sealTransactions(sealer, pending), LOGIN_COOKIE_MAX_AGE_MS, cookieFlags))
+  }
 
   const idpUnavailable = (reply: FastifyReply): FastifyReply => reply.problem({
     status: 503,
@@ -61,16 +71,10 @@ async function signInPlugin (app: FastifyInstance, opts: { config: GatewayConfig
     } catch {
       return idpUnavailable(reply)
     }
-    const { url, state, transaction } = await beginSignIn(oidc, { redirectUri: config.redirectUri, scope: config.signInScope, returnTo, prompt })
-    const now = Date.now()
-    const kept = Object.entries(request.session.pending ?? {})
-      .filter(([, tx]) => tx.expiresAt > now)
-      .slice(-(MAX_PENDING - 1))
-    request.session.pending = Object.fromEntries([...kept, [state, transaction]])
-    if (request.session.user === undefined) {
-      // A browser that never finishes signing in keeps its store entry for 10 minutes only.
-      request.session.cookie.maxAge = transaction.expiresAt - now
-    }
+    const { url, state, transaction } = await beginSignIn(oidc, { redirectUri: config.redirectUri, scope: config.signInScope, returnTo: boundedReturnPath(returnTo), prompt })
+    const pending = readTransactions(sealer, readCookie(request.headers.cookie, loginCookie), Date.now())
+    pending.set(state, transaction)
+    writeLoginCookie(reply, pending)
     return reply.redirect(url.href, 302)
   }
 
@@ -94,9 +98,11 @@ async function signInPlugin (app: FastifyInstance, opts: { config: GatewayConfig
 
   async function handleCallback (request: FastifyRequest, reply: FastifyReply): Promise<boolean> {
     const query = request.query as Record<string, unknown>
+    // A repeated parameter arrives as an array: that is no state at all.
     const state = typeof query.state === 'string' ? query.state : undefined
-    const pending = request.session.pending
-    const transaction: LoginTransaction | undefined = state !== undefined ? pending?.[state] : undefined
+    const now = Date.now()
+    const pending = readTransactions(sealer, readCookie(request.headers.cookie, loginCookie), now - LOGIN_COOKIE_MAX_AGE_MS)
+    const transaction: LoginTransaction | undefined = state !== undefined ? pending.get(state) : undefined
 
     if (transaction === undefined || state === undefined) {
       // Not ours. A signed-in user's request is the upstream's (LibreChat's own OpenID
@@ -108,11 +114,11 @@ async function signInPlugin (app: FastifyInstance, opts: { config: GatewayConfig
       return true
     }
 
-    // Usable once: consumed before anything can fail.
-    const rest = { ...pending }
-    delete rest[state]
-    request.session.pending = rest
-    if (transaction.expiresAt <= Date.now()) {
+    // Usable once: consumed before anything can fail; expired neighbours are dropped with it.
+    pending.delete(state)
+    for (const [s, tx] of pending) if (tx.expiresAt <= now) pending.delete(s)
+    writeLoginCookie(reply, pending)
+    if (transaction.expiresAt <= now) {
       signInFailed(request, reply, 'state_expired', transaction.returnTo)
       return true
     }
@@ -156,8 +162,9 @@ async function signInPlugin (app: FastifyInstance, opts: { config: GatewayConfig
     await request.session.regenerate()
     request.session.user = user
     const maxAge = config.reuseTokens ? Math.min(config.sessionExpirySeconds, config.sessionMaxAgeSeconds) : config.sessionExpirySeconds
-    request.session.cookie.maxAge = maxAge * 1000
+    request.session.setMaxAge(maxAge * 1000)
     await app.tokens.keep(request, jar.set)
+    await request.session.save()
     app.metrics.signIns.inc({ result: 'success' })
     request.log.info({ event: 'sign_in', user: user.userId, tenant: user.tenantId, ip: request.ip, groupsOverage: user.groupsOverage, authzError: user.authzError }, 'signed in')
     reply.redirect(transaction.returnTo, 302)

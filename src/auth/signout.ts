@@ -18,7 +18,7 @@ export interface SignOut {
    * Ends the gateway session (store entry and cookie). With the end-session setting the
    * browser keeps a marker so its next navigation also ends the Entra session.
    */
-  endSession: (request: FastifyRequest, reply: FastifyReply, reason: string) => Promise<void>
+  endSession: (request: FastifyRequest, reason: string) => Promise<void>
   /** The IdP end-session URL for a pending marker, consuming it; undefined when none. */
   takeEndSessionRedirect: (request: FastifyRequest) => Promise<string | undefined>
 }
@@ -27,18 +27,10 @@ declare module 'fastify' {
   interface FastifyInstance {
     signOut: SignOut
   }
-  interface Session {
-    /** Sealed {idToken, logoutHint}: the Entra session still to end at the next navigation. */
-    endSession?: string
-  }
 }
 
 async function signOutPlugin (app: FastifyInstance, opts: { config: GatewayConfig }): Promise<void> {
   const { config } = opts
-
-  function clearCookie (reply: FastifyReply): void {
-    reply.clearCookie(config.cookieName, { path: '/', httpOnly: true, sameSite: 'lax', secure: config.secureCookies })
-  }
 
   interface LogoutHint { idToken?: string | undefined, logoutHint?: string | undefined }
 
@@ -57,32 +49,28 @@ async function signOutPlugin (app: FastifyInstance, opts: { config: GatewayConfi
     return endSessionUrl(await app.idp.get(), { idToken: hint.idToken, logoutHint: hint.logoutHint, clientId: config.clientId, postLogoutRedirectUri: config.postLogoutRedirectUri })?.href
   }
 
-  async function destroy (request: FastifyRequest, reply: FastifyReply): Promise<void> {
-    await request.session.destroy()
-    clearCookie(reply)
-  }
-
-  async function endSession (request: FastifyRequest, reply: FastifyReply, reason: string): Promise<void> {
+  async function endSession (request: FastifyRequest, reason: string): Promise<void> {
     const hint = await takeTokens(request, reason)
     if (!config.useEndSessionEndpoint) {
-      await destroy(request, reply)
+      await request.session.destroy()
       return
     }
     // Keep only the marker: no identity, no tokens; the cookie stays for the next navigation.
-    // Saved here because this may run after the session plugin's own onSend.
     const s = request.session
     s.user = undefined
     s.sealed = undefined
     s.accessExp = undefined
-    s.pending = undefined
-    s.endSession = app.tokens.sealer.sealJson(hint)
+    s.endSession = app.tokens.sealer.sealJson(hint, `end-session:${s.sessionId}`)
     await s.save()
   }
 
   async function takeEndSessionRedirect (request: FastifyRequest): Promise<string | undefined> {
-    const marker = app.tokens.sealer.openJson<LogoutHint>(request.session.endSession)
-    if (marker === undefined) return undefined
-    request.session.endSession = undefined
+    const s = request.session
+    if (s.endSession === undefined) return undefined
+    const marker = app.tokens.sealer.openJson(s.endSession, `end-session:${s.sessionId}`) as LogoutHint | undefined
+    // Used once: the marker's session ends here.
+    await s.destroy()
+    if (marker === undefined || typeof marker !== 'object') return undefined
     return await entraLogoutUrl(marker)
   }
 
@@ -110,7 +98,7 @@ async function signOutPlugin (app: FastifyInstance, opts: { config: GatewayConfi
         })
       }
       const hint = await takeTokens(request, 'sign_out')
-      await destroy(request, reply)
+      await request.session.destroy()
       const next = await entraLogoutUrl(hint)
       reply.header('cache-control', 'no-store')
       if (next !== undefined) return reply.redirect(next, 303)

@@ -1,8 +1,8 @@
 // The headers the upstream receives. Identity headers are only ever the gateway's: any
 // client-sent header that could be mistaken for one is removed first, whatever its case or
 // `_`/`-` spelling (X_Forwarded_User reaches apps that normalise underscores).
-import type { IncomingHttpHeaders } from 'node:http'
 import type { Identity } from '../auth/identity.js'
+import { stripCookies } from '../session/cookies.js'
 
 export const IDENTITY_HEADERS = [
   'x-forwarded-user',
@@ -13,9 +13,6 @@ export const IDENTITY_HEADERS = [
   'x-forwarded-roles',
   'x-forwarded-tenant-id'
 ] as const
-
-/** Headers that describe the connection; believed only from a trusted proxy. */
-const HOP_IDENTITY = ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-real-ip', 'forwarded']
 
 /** Set alongside X-Forwarded-Groups when the list had to be cut to fit the header budget. */
 export const GROUPS_TRUNCATED_HEADER = 'x-forwarded-groups-truncated'
@@ -82,16 +79,6 @@ export function identityHeaders (identity: Identity, budget: HeaderBudget = { ma
   return h
 }
 
-/** Removes the gateway's cookie from a Cookie header, keeping every other cookie as sent. */
-export function stripCookie (cookieHeader: string, name: string): string | undefined {
-  if (!cookieHeader.includes(name)) return cookieHeader
-  const kept = cookieHeader.split(';').filter(part => {
-    const eq = part.indexOf('=')
-    return (eq === -1 ? part : part.slice(0, eq)).trim() !== name
-  })
-  return kept.length === 0 ? undefined : kept.map(p => p.trim()).join('; ')
-}
-
 export interface ConnectionFacts {
   /** The peer address of the TCP connection. */
   peer: string
@@ -103,35 +90,95 @@ export interface ConnectionFacts {
 }
 
 /**
- * Rewrites the client's headers for the upstream, in place: reserved names removed, the
- * gateway cookie stripped, X-Forwarded-For/-Proto/-Host from the real connection (a client's
- * own values kept only behind a trusted proxy), then the user's identity headers.
+ * Headers that describe one hop and end there (RFC 9110 7.6.1), plus those the proxy sets
+ * itself: never passed on. `expect`: the gateway's server already answered 100-continue.
  */
-export function upstreamHeaders (
-  headers: IncomingHttpHeaders,
-  cookieName: string,
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'proxy-authenticate', 'expect', 'host', 'http2-settings'])
+
+/**
+ * Headers that claim something about the client or the original request (its address, scheme,
+ * host, path). The gateway sets X-Forwarded-For/-Proto/-Host from the real connection; a
+ * client's own values are believed only from a trusted proxy (X-Forwarded-For is appended
+ * to). Every other one is dropped: apps and frameworks read them as facts.
+ */
+const FORWARDING = new Set([
+  'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-forwarded-prefix',
+  'x-forwarded-server', 'x-forwarded-ssl', 'x-forwarded-scheme', 'x-forwarded-uri', 'x-forwarded-method',
+  'x-forwarded-path', 'forwarded', 'x-real-ip', 'x-client-ip', 'x-cluster-client-ip', 'true-client-ip',
+  'cf-connecting-ip', 'fastly-client-ip', 'x-original-url', 'x-original-uri', 'x-original-host',
+  'x-original-method', 'x-rewrite-url', 'x-proxyuser-ip', 'x-host', 'x-http-method-override'
+])
+
+/**
+ * The upstream request's headers, built in one pass over the client's raw headers (names as
+ * sent, duplicates kept) into the flat [name, value, ...] list undici takes:
+ * hop-by-hop headers, and any named in Connection, removed; reserved identity headers and
+ * the forwarding family removed in every spelling (`_` read as `-`, any case); the gateway's
+ * own cookies stripped from Cookie; X-Forwarded-For/-Proto/-Host from the real connection;
+ * then the gateway's identity headers.
+ */
+export function upstreamRequestHeaders (
+  raw: readonly string[],
+  cookieNames: readonly string[],
   conn: ConnectionFacts,
-  identity: Record<string, string> | undefined
-): IncomingHttpHeaders {
+  identity: Readonly<Record<string, string>> | undefined
+): string[] {
+  const out: string[] = []
+  let connectionTokens: string | undefined
+  let priorFor: string | undefined
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string
+    const value = raw[i + 1] as string
+    let n = name.toLowerCase()
+    if (n.includes('_')) n = n.replaceAll('_', '-')
+    if (HOP_BY_HOP.has(n)) {
+      if (n === 'connection' && name.length === 10) connectionTokens = connectionTokens === undefined ? value : `${connectionTokens},${value}`
+      continue
+    }
+    if (FORWARDING.has(n)) {
+      if (conn.trusted && n === 'x-forwarded-for' && !name.includes('_')) priorFor = priorFor === undefined ? value : `${priorFor}, ${value}`
+      continue
+    }
+    if (n.charCodeAt(0) === 120 && isReservedHeader(n)) continue
+    if (n === 'cookie') {
+      const rest = stripCookies(value, cookieNames)
+      if (rest !== undefined) out.push(name, rest)
+      continue
+    }
+    out.push(name, value)
+  }
+  if (connectionTokens !== undefined) dropNamed(out, connectionTokens)
+  out.push('x-forwarded-for', priorFor !== undefined && priorFor !== '' ? `${priorFor}, ${conn.peer}` : conn.peer)
+  out.push('x-forwarded-proto', conn.protocol)
+  if (conn.host !== undefined) out.push('x-forwarded-host', conn.host)
+  if (identity !== undefined) {
+    for (const key in identity) out.push(key, identity[key] as string)
+  }
+  return out
+}
+
+/** Removes the headers a client listed in its Connection header (they were meant for this hop only). */
+function dropNamed (out: string[], tokens: string): void {
+  const names = new Set(tokens.split(',').map(t => t.trim().toLowerCase()).filter(Boolean))
+  for (let i = out.length - 2; i >= 0; i -= 2) {
+    if (names.has((out[i] as string).toLowerCase())) out.splice(i, 2)
+  }
+}
+
+/** Response headers that end at this hop; Node frames the body itself. */
+const RESPONSE_HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'trailer', 'upgrade', 'te'])
+
+/** The upstream's response headers for the client: hop-by-hop removed, everything else (every Set-Cookie) as sent. */
+export function clientResponseHeaders (headers: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {}
+  const listed = headers.connection
   for (const name in headers) {
-    // Node lower-cases header names; only names starting with x can collide.
-    if (name.charCodeAt(0) === 120 && isReservedHeader(name)) delete headers[name]
+    const value = headers[name]
+    if (value === undefined || RESPONSE_HOP_BY_HOP.has(name)) continue
+    out[name] = value
   }
-  // The gateway's server already answered 100-continue; the upstream client must not see it.
-  if (headers.expect !== undefined) delete headers.expect
-  const cookie = headers.cookie
-  if (cookie !== undefined) {
-    const rest = stripCookie(cookie, cookieName)
-    if (rest === undefined) delete headers.cookie
-    else headers.cookie = rest
+  if (listed !== undefined) {
+    for (const token of String(listed).split(',')) delete out[token.trim().toLowerCase()]
   }
-  const priorFor = headers['x-forwarded-for']
-  if (!conn.trusted) {
-    for (const h of HOP_IDENTITY) delete headers[h]
-  }
-  headers['x-forwarded-for'] = conn.trusted && typeof priorFor === 'string' && priorFor !== '' ? `${priorFor}, ${conn.peer}` : conn.peer
-  headers['x-forwarded-proto'] = conn.protocol
-  if (conn.host !== undefined) headers['x-forwarded-host'] = conn.host
-  if (identity !== undefined) Object.assign(headers, identity)
-  return headers
+  return out
 }

@@ -1,24 +1,31 @@
 // Proxying: every request that is not one of the gateway's own routes goes to the upstream,
-// streamed both ways, after the gate. Registered encapsulated, so its catch-all routes and
-// pass-through body parsers do not leak into the gateway's own routes.
-import type { FastifyInstance, FastifyRequest } from 'fastify'
-import httpProxy, { type FastifyHttpProxyOptions } from '@fastify/http-proxy'
-
-type ProxyOptions = Parameters<typeof httpProxy>[1]
+// after the gate, through the proxy core (upstream.ts). Registered encapsulated, so its
+// catch-all routes and its pass-through body parser do not reach the gateway's own routes.
+import { ServerResponse, type IncomingMessage } from 'node:http'
+import type { Duplex } from 'node:stream'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import proxyAddr from '@fastify/proxy-addr'
-import type { IncomingHttpHeaders } from 'node:http'
 import type { GatewayConfig } from '../config.js'
-import { upstreamHeaders } from './headers.js'
+import { upstreamRequestHeaders } from './headers.js'
+import { normalizePath } from '../policy/rules.js'
+
+/** An upgrade's socket and first bytes, parked on the raw request while the gate runs. */
+const kUpgrade = Symbol('entra-gateway.upgrade')
+type UpgradeRequest = IncomingMessage & { [kUpgrade]?: { socket: Duplex, head: Buffer } }
 
 export default async function proxyPlugin (app: FastifyInstance, opts: { config: GatewayConfig }): Promise<void> {
   const { config } = opts
   const trust = proxyAddr.compile(config.trustedProxies)
-  const cookieName = config.cookieName
+  const cookieNames = [config.cookieName, config.loginCookieName]
+  const logoutRoutes = new Set(config.logoutPaths.map(l => `${l.method} ${l.path}`))
 
-  type ReplyOptions = NonNullable<FastifyHttpProxyOptions['replyOptions']>
-  const rewriteRequestHeaders: NonNullable<ReplyOptions['rewriteRequestHeaders']> = (request, headers) => {
+  // Bodies are streamed to the upstream as they arrive: never parsed, never limited.
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('*', (_request, _payload, done) => { done(null) })
+
+  function headersFor (request: FastifyRequest): string[] {
     const peer = request.socket.remoteAddress ?? ''
-    return upstreamHeaders(headers as IncomingHttpHeaders, cookieName, {
+    return upstreamRequestHeaders(request.raw.rawHeaders, cookieNames, {
       peer,
       trusted: config.trustedProxies.length > 0 && trust(peer, 0),
       protocol: request.protocol,
@@ -26,72 +33,41 @@ export default async function proxyPlugin (app: FastifyInstance, opts: { config:
     }, request.forward)
   }
 
-  const onError: NonNullable<ReplyOptions['onError']> = (reply, { error }) => {
-    reply.request.log.warn({ event: 'upstream_error', err: { message: error.message, code: (error as { code?: string }).code } }, 'upstream request failed')
-    reply.problem({
-      status: 502,
-      error: 'upstream_unavailable',
-      message: 'The application behind the gateway is not answering.',
-      page: { title: 'The application is not answering', body: '<p>You are signed in, but the application behind the gateway is not answering right now. Please try again in a moment.</p>' }
-    })
-  }
-
-  // WebSocket upgrades pass the same gate; their upstream headers are built here, because
-  // replyOptions.rewriteRequestHeaders does not apply to them.
-  const wsHeaders = (_base: Record<string, unknown>, request: FastifyRequest): Record<string, string> => {
-    const peer = request.socket.remoteAddress ?? ''
-    const picked: IncomingHttpHeaders = {}
-    for (const name of ['cookie', 'authorization', 'origin', 'user-agent', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host']) {
-      const v = request.headers[name]
-      if (typeof v === 'string') picked[name] = v
-    }
-    return upstreamHeaders(picked, cookieName, { peer, trusted: config.trustedProxies.length > 0 && trust(peer, 0), protocol: request.protocol, host: request.headers.host }, request.forward) as Record<string, string>
-  }
-
-  const options: ProxyOptions = {
-    upstream: config.upstreamUrl,
-    // The gate is an async hook, which Fastify supports; the plugin's type only names the callback form.
-    preHandler: app.gate as unknown as FastifyHttpProxyOptions['preHandler'],
-    // Location headers from the upstream are passed as they are.
-    internalRewriteLocationHeader: false,
-    disableRequestLogging: true,
-    replyOptions: { rewriteRequestHeaders, onError },
-    websocket: true,
-    // The plugin reads rewriteRequestHeaders here at run time; its types omit it.
-    wsClientOptions: { rewriteRequestHeaders: wsHeaders } as never,
-    undici: {
-      connections: 128,
-      pipelining: 1,
-      keepAliveTimeout: 60_000,
-      // Chat replies stream for minutes; a body or header timeout would cut them.
-      bodyTimeout: 0,
-      headersTimeout: 0
+  /**
+   * Logging out of the app means out of the gateway too: when the upstream accepts one of
+   * LOGOUT_PATHS (LibreChat: POST /api/auth/logout), the gateway session ends with it.
+   */
+  function logoutCoupling (request: FastifyRequest): ((status: number) => Promise<string | undefined>) | undefined {
+    if (logoutRoutes.size === 0 || request.session?.user === undefined) return undefined
+    if (!logoutRoutes.has(`${request.method} ${normalizePath(request.url) ?? ''}`)) return undefined
+    return async (status) => {
+      if (status < 200 || status >= 300) return undefined
+      await app.signOut.endSession(request, 'upstream_logout')
+      const cookie = request.session.setCookie
+      request.session.setCookie = undefined
+      return cookie
     }
   }
-  await app.register(httpProxy, options)
 
-  if (config.metricsPort !== undefined) {
-    // Open SSE streams, for the metrics: counted when the stream starts, until its socket closes.
-    app.addHook('onSend', async (_request, reply, payload) => {
-      const type = reply.getHeader('content-type')
-      if (typeof type === 'string' && type.startsWith('text/event-stream')) {
-        app.metrics.sseOpen.inc()
-        reply.raw.once('close', () => app.metrics.sseOpen.dec())
-      }
-      return payload
-    })
+  async function handler (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    const raw = request.raw as UpgradeRequest
+    const parked = raw[kUpgrade]
+    const f = { request, reply, headers: headersFor(request), beforeHead: logoutCoupling(request) }
+    if (parked !== undefined) app.upstream.upgrade(f, parked.socket, parked.head)
+    else app.upstream.forward(f)
+    return reply
   }
 
-  // Logging out of the app means out of the gateway too: when the upstream accepts one of
-  // LOGOUT_PATHS (LibreChat: POST /api/auth/logout), the gateway session ends with it.
-  if (config.logoutPaths.length > 0) {
-    const logoutRoutes = new Set(config.logoutPaths.map(l => `${l.method} ${l.path}`))
-    app.addHook('onSend', async (request, reply, payload) => {
-      if (reply.statusCode < 200 || reply.statusCode >= 300 || request.session.user === undefined) return payload
-      const q = request.url.indexOf('?')
-      if (!logoutRoutes.has(`${request.method} ${q === -1 ? request.url : request.url.slice(0, q)}`)) return payload
-      await app.signOut.endSession(request, reply, 'upstream_logout')
-      return payload
-    })
-  }
+  app.route({ method: ['DELETE', 'GET', 'HEAD', 'PATCH', 'POST', 'PUT', 'OPTIONS'], url: '/*', preHandler: app.gate, handler })
+
+  // Upgrades (WebSockets) are routed like any request, so they pass the same hooks and gate;
+  // a refusal is written to the socket as an ordinary HTTP answer.
+  app.server.on('upgrade', (req: UpgradeRequest, socket: Duplex, head: Buffer) => {
+    req[kUpgrade] = { socket, head }
+    const res = new ServerResponse(req)
+    res.assignSocket(socket as never)
+    res.shouldKeepAlive = false
+    res.once('finish', () => { if (!res.headersSent || res.statusCode !== 101) socket.end() })
+    app.routing(req, res)
+  })
 }

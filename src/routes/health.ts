@@ -15,35 +15,30 @@ async function withTimeout (what: Promise<unknown>, ms: number): Promise<void> {
   }
 }
 
-/**
- * Why a check failed, in words safe for an unauthenticated caller: the error's code or
- * message without the internal addresses and URLs it may name (the log has those).
- */
-export function publicReason (reason: unknown): string {
-  const err = reason instanceof Error && reason.cause instanceof Error ? reason.cause : reason
-  const code = (err as { code?: unknown }).code
-  const text = typeof code === 'string' ? code : err instanceof Error ? err.message : String(err)
-  return text
-    .replace(/\b[a-z][a-z0-9+.-]*:\/\/\S+/gi, '<url>')
-    .replace(/\[?[0-9a-f:]*:[0-9a-f:]+\]?:\d+|\b\d{1,3}(\.\d{1,3}){3}(:\d+)?\b/gi, '<address>')
-}
-
 export default async function healthRoutes (app: FastifyInstance, opts: { config: GatewayConfig }): Promise<void> {
   const upstreamHealthUrl = opts.config.upstreamUrl + opts.config.upstreamHealthPath
   const alive = JSON.stringify({ status: 'ok' })
 
-  app.get('/healthz', (_request, reply) => { reply.headers(JSON_NO_STORE).send(alive) })
+  app.get('/healthz', { config: { session: false } }, (_request, reply) => { reply.headers(JSON_NO_STORE).send(alive) })
 
-  app.get('/readyz', async (_request, reply) => {
+  // Anyone may ask, so each check answers `ok` or `down: <short fixed reason>`; what went
+  // wrong in detail (addresses, error text) goes to the log only.
+  app.get('/readyz', { config: { session: false } }, async (request, reply) => {
     const checkUpstream = async (): Promise<void> => {
-      const res = await fetch(upstreamHealthUrl, { redirect: 'manual', signal: AbortSignal.timeout(CHECK_TIMEOUT_MS) })
+      let res: Response
+      try {
+        res = await fetch(upstreamHealthUrl, { redirect: 'manual', signal: AbortSignal.timeout(CHECK_TIMEOUT_MS) })
+      } catch (err) {
+        throw new CheckFailed('not answering', err)
+      }
       await res.body?.cancel()
-      if (res.status >= 500) throw new Error(`answered ${res.status}`)
+      if (res.status >= 500) throw new CheckFailed(`answered ${res.status}`)
     }
     const checks: Record<string, Promise<void>> = {
-      idp: app.idp.ready ? Promise.resolve() : Promise.reject(new Error(app.idp.lastError ?? 'metadata not loaded yet')),
-      session_store: withTimeout(app.sessionStoreImpl.ping(), CHECK_TIMEOUT_MS),
-      upstream: checkUpstream()
+      idp: app.idp.ready ? Promise.resolve() : Promise.reject(new CheckFailed('metadata not loaded', app.idp.lastError)),
+      session_store: withTimeout(app.sessionStoreImpl.ping(), CHECK_TIMEOUT_MS).catch((err: unknown) => { throw new CheckFailed('not answering', err) }),
+      upstream: checkUpstream(),
+      upstream_capacity: app.upstream.saturated ? Promise.reject(new CheckFailed('at the in-flight request limit')) : Promise.resolve()
     }
     const names = Object.keys(checks)
     const results = await Promise.allSettled(Object.values(checks))
@@ -51,12 +46,25 @@ export default async function healthRoutes (app: FastifyInstance, opts: { config
     let ready = true
     results.forEach((r, i) => {
       const name = names[i] as string
-      if (r.status === 'fulfilled') report[name] = 'ok'
-      else {
-        ready = false
-        report[name] = `down: ${publicReason(r.reason)}`
+      if (r.status === 'fulfilled') {
+        report[name] = 'ok'
+        return
       }
+      ready = false
+      const failed = r.reason instanceof CheckFailed ? r.reason : new CheckFailed('failed', r.reason)
+      report[name] = `down: ${failed.message}`
+      const detail = failed.detail
+      request.log.warn({ event: 'not_ready', check: name, reason: failed.message, detail: detail instanceof Error ? (detail as { code?: string }).code ?? detail.message : detail }, 'readiness check failed')
     })
     return reply.code(ready ? 200 : 503).headers(JSON_NO_STORE).send(JSON.stringify({ status: ready ? 'ready' : 'not_ready', checks: report }))
   })
+}
+
+/** A failed check: a short reason anyone may read, and the detail for the log. */
+class CheckFailed extends Error {
+  readonly detail: unknown
+  constructor (reason: string, detail?: unknown) {
+    super(reason)
+    this.detail = detail
+  }
 }

@@ -1,59 +1,55 @@
 // In-process session store: bounded (oldest evicted first) and expiring, so it cannot grow
-// without limit. Entries are kept serialized: a stored session never holds a live request.
-import type { Session } from 'fastify'
-import type { GatewayStore, StoredSession } from './store.js'
-import { ttlOf } from './store.js'
+// without limit. Sessions are held decoded: a request reads its session with a Map lookup,
+// no parse. Only signed-in sessions are stored (login transactions live in a cookie), so
+// nobody can fill it anonymously; entries are never mutated in place (the session layer
+// copies on write), so a stored session never holds a live request's changes unsaved.
+import type { GatewayStore, Lock, StoredSession } from './store.js'
 
-interface Entry { data: string, expiresAt: number }
+interface AuxEntry { data: string, expiresAt: number }
 
 export interface MemoryStoreOptions {
   maxSessions: number
-  defaultTtlMs: number
   sweepIntervalMs?: number
 }
 
+const FREE_LOCK: Lock = { release: async () => {}, extend: async () => {} }
+
 export class MemoryStore implements GatewayStore {
   readonly kind = 'memory' as const
-  readonly #entries = new Map<string, Entry>()
+  readonly up = true
+  readonly #entries = new Map<string, StoredSession>()
+  readonly #aux = new Map<string, AuxEntry>()
+  readonly #shared = new Map<string, string>()
   readonly #max: number
-  readonly #defaultTtlMs: number
   readonly #sweeper: NodeJS.Timeout
 
   constructor (opts: MemoryStoreOptions) {
     this.#max = opts.maxSessions
-    this.#defaultTtlMs = opts.defaultTtlMs
     this.#sweeper = setInterval(() => this.sweep(), opts.sweepIntervalMs ?? 60_000)
     this.#sweeper.unref()
   }
 
   get size (): number { return this.#entries.size }
 
-  set (sessionId: string, session: Session, callback: (err?: unknown) => void): void {
-    const expiresAt = Date.now() + ttlOf(session as StoredSession, this.#defaultTtlMs)
-    // Re-inserting moves the entry to the end, so the Map's order is least recently written first.
-    this.#entries.delete(sessionId)
-    if (this.#entries.size >= this.#max) {
-      const oldest = this.#entries.keys().next().value
-      if (oldest !== undefined) this.#entries.delete(oldest)
-    }
-    this.#entries.set(sessionId, { data: JSON.stringify(session), expiresAt })
-    callback()
-  }
-
-  get (sessionId: string, callback: (err: unknown, result?: Session | null) => void): void {
-    const entry = this.#entries.get(sessionId)
-    if (entry === undefined) { callback(null, null); return }
+  async get (id: string): Promise<StoredSession | undefined> {
+    const entry = this.#entries.get(id)
+    if (entry === undefined) return undefined
     if (entry.expiresAt <= Date.now()) {
-      this.#entries.delete(sessionId)
-      callback(null, null)
-      return
+      this.#entries.delete(id)
+      return undefined
     }
-    callback(null, JSON.parse(entry.data) as Session)
+    return entry
   }
 
-  destroy (sessionId: string, callback: (err?: unknown) => void): void {
-    this.#entries.delete(sessionId)
-    callback()
+  async set (id: string, session: StoredSession): Promise<void> {
+    // Re-inserting moves the entry to the end, so the Map's order is least recently written first.
+    this.#entries.delete(id)
+    evictOldest(this.#entries, this.#max)
+    this.#entries.set(id, session)
+  }
+
+  async destroy (id: string): Promise<void> {
+    this.#entries.delete(id)
   }
 
   /** Drops expired entries; runs on a timer so memory follows the live session count. */
@@ -69,11 +65,7 @@ export class MemoryStore implements GatewayStore {
   async ping (): Promise<void> {}
 
   // One process: the refresh single-flight already serializes, so the lock is free.
-  async lock (): Promise<() => Promise<void>> {
-    return async () => {}
-  }
-
-  readonly #aux = new Map<string, Entry>()
+  async lock (): Promise<Lock> { return FREE_LOCK }
 
   async getAux (key: string): Promise<string | undefined> {
     const entry = this.#aux.get(key)
@@ -87,10 +79,7 @@ export class MemoryStore implements GatewayStore {
 
   async setAux (key: string, value: string, ttlMs: number): Promise<void> {
     this.#aux.delete(key)
-    if (this.#aux.size >= this.#max) {
-      const oldest = this.#aux.keys().next().value
-      if (oldest !== undefined) this.#aux.delete(oldest)
-    }
+    evictOldest(this.#aux, this.#max)
     this.#aux.set(key, { data: value, expiresAt: Date.now() + ttlMs })
   }
 
@@ -98,7 +87,6 @@ export class MemoryStore implements GatewayStore {
     this.#aux.delete(key)
   }
 
-  readonly #shared = new Map<string, string>()
   async putIfAbsent (key: string, value: string): Promise<string> {
     const existing = this.#shared.get(key)
     if (existing !== undefined) return existing
@@ -111,4 +99,10 @@ export class MemoryStore implements GatewayStore {
     this.#entries.clear()
     this.#aux.clear()
   }
+}
+
+function evictOldest (map: Map<string, unknown>, max: number): void {
+  if (map.size < max) return
+  const oldest = map.keys().next().value
+  if (oldest !== undefined) map.delete(oldest)
 }

@@ -1,75 +1,93 @@
-// Sessions: an opaque signed cookie pointing at server-side state in the chosen store.
-// Saved only when changed (sign-in, sign-out, login transactions), so a proxied request costs
-// a store read and no write or Set-Cookie.
-import { deriveKey } from './keys.js'
+// Sessions: an opaque signed cookie naming server-side state in the chosen store. Reading one
+// costs one HMAC (@fastify/cookie's signer, with secret rotation) and one store read (a Map
+// lookup in memory); nothing is serialized, hashed or re-signed per request, and nothing is
+// written unless sign-in, refresh or sign-out changes the session (they save explicitly).
+import { randomBytes } from 'node:crypto'
 import fp from 'fastify-plugin'
-import fastifyCookie from '@fastify/cookie'
-import fastifySession from '@fastify/session'
-import type { FastifyInstance } from 'fastify'
+import { signerFactory } from '@fastify/cookie'
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { GatewayConfig } from '../config.js'
 import type { GatewayStore } from './store.js'
 import { MemoryStore } from './memory-store.js'
 import { RedisStore } from './redis-store.js'
-import type { SessionUser } from '../auth/user.js'
-import type { LoginTransaction } from '../auth/oidc.js'
+import { Session, type SessionContext } from './session.js'
+import { readCookie, serializeCookie } from './cookies.js'
+import { deriveKey } from './keys.js'
 
 declare module 'fastify' {
-  interface Session {
-    user?: SessionUser
-    /** The sign-in access token, sealed, when this configuration forwards it; every other token is sealed in the store side entry `tokens:<id>`. */
-    sealed?: string
-    /** Epoch seconds when the sign-in access token expires (not secret; avoids unsealing per request). */
-    accessExp?: number
-    /** Login transactions started in this browser, by state; each usable once. */
-    pending?: Record<string, LoginTransaction>
+  interface FastifyRequest {
+    /** This browser's session; set for every route except those with `config: { session: false }`. */
+    session: Session
   }
   interface FastifyInstance {
     sessionStoreImpl: GatewayStore
   }
+  interface FastifyContextConfig {
+    /** false: the route never needs a session (health, assets), so none is read. */
+    session?: boolean
+  }
 }
 
-export function createStore (config: GatewayConfig): GatewayStore {
-  const defaultTtlMs = config.sessionExpirySeconds * 1000
-  if (config.sessionStore === 'redis') return new RedisStore({ url: config.redisUrl as string, defaultTtlMs })
-  return new MemoryStore({ maxSessions: config.memoryStoreMaxSessions, defaultTtlMs })
+export function createStore (config: GatewayConfig, log?: FastifyBaseLogger): GatewayStore {
+  if (config.sessionStore === 'redis') {
+    return new RedisStore({
+      url: config.redisUrl as string,
+      // One line when the outage starts and one when it ends, never one per request.
+      onStateChange: (up, reason) => {
+        if (up) log?.info({ event: 'session_store_up' }, 'the session store answers again')
+        else log?.warn({ event: 'session_store_down', reason }, 'the session store is not answering; requests get 503 until it is back')
+      }
+    })
+  }
+  return new MemoryStore({ maxSessions: config.memoryStoreMaxSessions })
 }
 
 async function sessionPlugin (app: FastifyInstance, opts: { config: GatewayConfig, store?: GatewayStore }): Promise<void> {
   const { config } = opts
-  const store = opts.store ?? createStore(config)
+  const store = opts.store ?? createStore(config, app.log)
   app.decorate('sessionStoreImpl', store)
   if (opts.store === undefined) app.addHook('onClose', async () => { await store.close() })
 
-  await app.register(fastifyCookie)
-  await app.register(fastifySession, {
-    secret: config.sessionSecrets.map(s => deriveKey(s, 'session-cookie').toString('hex')),
-    cookieName: config.cookieName,
+  const name = config.cookieName
+  const flags = { secure: config.secureCookies }
+  const signer = signerFactory(config.sessionSecrets.map(s => deriveKey(s, 'session-cookie').toString('hex')))
+  const ctx: SessionContext = {
     store,
-    saveUninitialized: false,
-    rolling: false,
-    cookie: {
-      httpOnly: true,
-      sameSite: 'lax',
-      path: '/',
-      // @fastify/session refuses to save a Secure session over a plain-http hop (a TLS proxy
-      // in front that is not in TRUSTED_PROXIES), which would loop sign-ins silently. The
-      // browser talks https to DOMAIN_SERVER, so the flag is added below instead.
-      secure: false,
-      maxAge: config.sessionExpirySeconds * 1000
-    }
-  })
-
-  if (config.secureCookies) {
-    const name = config.cookieName
-    app.addHook('onSend', async (_request, reply, payload) => {
-      const header = reply.getHeader('set-cookie')
-      if (header === undefined) return payload
-      const list = Array.isArray(header) ? header : [String(header)]
-      if (!list.some(c => c.startsWith(name + '='))) return payload
-      reply.header('set-cookie', list.map(c => c.startsWith(name + '=') && !/;\s*secure/i.test(c) ? c + '; Secure' : c))
-      return payload
-    })
+    newId: () => randomBytes(18).toString('base64url'),
+    cookie: (id, expiresAt) => serializeCookie(name, signer.sign(id), expiresAt - Date.now(), flags),
+    clearCookie: serializeCookie(name, '', 0, flags),
+    defaultTtlMs: config.sessionExpirySeconds * 1000
   }
+
+  async function load (cookieHeader: string | undefined): Promise<Session> {
+    const value = readCookie(cookieHeader, name)
+    if (value === undefined || value === '') return new Session(ctx)
+    const unsigned = signer.unsign(value)
+    if (!unsigned.valid || unsigned.value === null) return new Session(ctx)
+    const stored = await store.get(unsigned.value)
+    // An id the store does not know is never adopted: a new session gets a new id.
+    if (stored === undefined) return new Session(ctx)
+    const session = new Session(ctx, unsigned.value, stored)
+    // Signed with a previous secret: re-signed with the current one, nobody is signed out.
+    if (unsigned.renew) session.setCookie = ctx.cookie(unsigned.value, stored.expiresAt)
+    return session
+  }
+
+  app.decorateRequest('session', null as unknown as Session)
+  app.addHook('onRequest', async (request) => {
+    if (request.routeOptions.config.session === false) return
+    request.session = await load(request.headers.cookie)
+  })
+  // Replies the gateway writes itself carry a changed session cookie here; the proxy adds it
+  // to the upstream's answer itself.
+  app.addHook('onSend', async (request, reply, payload) => {
+    const cookie = request.session?.setCookie
+    if (cookie !== undefined) {
+      reply.header('set-cookie', cookie)
+      request.session.setCookie = undefined
+    }
+    return payload
+  })
 }
 
 export default fp(sessionPlugin, { name: 'session', fastify: '5.x' })

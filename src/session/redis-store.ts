@@ -1,118 +1,185 @@
 // Redis session store: sessions survive restarts and are shared by replicas. Each entry
-// carries a TTL equal to its cookie's remaining life, so Redis expires it by itself.
+// carries a TTL equal to the session's remaining life, so Redis expires it by itself.
+//
+// Failing fast: every command has a timeout (a frozen Redis, connection open and no replies,
+// would otherwise hang requests for ever), and once a command has failed for want of Redis
+// the store is marked down: until a background probe gets an answer again every call fails
+// at once with StoreUnavailableError (a 503), instead of costing each request the timeout.
 import { randomBytes } from 'node:crypto'
-import { Redis } from 'ioredis'
-import type { Session } from 'fastify'
-import type { GatewayStore, StoredSession } from './store.js'
-import { ttlOf } from './store.js'
+import { Redis, ReplyError } from 'ioredis'
+import type { GatewayStore, Lock, StoredSession } from './store.js'
+import { StoreUnavailableError } from './store.js'
 
-const CONNECT_WAIT_MS = 2000
+/** How long one command may take before Redis counts as not answering. */
+const COMMAND_TIMEOUT_MS = 2000
+/** How long a call waits for the first connection right after start. */
+const FIRST_CONNECT_WAIT_MS = 2000
+const PROBE_INTERVAL_MS = 500
 
 export interface RedisStoreOptions {
   url: string
-  defaultTtlMs: number
   prefix?: string
+  commandTimeoutMs?: number
+  /** Told once when the store goes down and once when it is back (for one log line each). */
+  onStateChange?: (up: boolean, reason: string) => void
 }
+
+const RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
+const EXTEND = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
 
 export class RedisStore implements GatewayStore {
   readonly kind = 'redis' as const
   readonly client: Redis
   readonly #prefix: string
-  readonly #defaultTtlMs: number
+  readonly #onStateChange: (up: boolean, reason: string) => void
+  #everReady = false
+  #down = false
+  #probe: NodeJS.Timeout | undefined
+  #closed = false
 
   constructor (opts: RedisStoreOptions) {
-    // Fail fast instead of queueing commands while Redis is down: a request then gets a
-    // clear 503 rather than hanging, and /readyz reports the store as down.
     this.client = new Redis(opts.url, {
       lazyConnect: false,
+      // Queueing commands while Redis is away would turn an outage into hanging requests.
       enableOfflineQueue: false,
       maxRetriesPerRequest: 1,
+      autoResendUnfulfilledCommands: false,
       connectTimeout: 2000,
-      retryStrategy: (times) => Math.min(times * 200, 2000)
+      commandTimeout: opts.commandTimeoutMs ?? COMMAND_TIMEOUT_MS,
+      retryStrategy: (times) => Math.min(times * 200, 1000)
     })
-    // Connection errors are reported through ping() and the failing request; without a
-    // listener ioredis would print every reconnect attempt as an unhandled error.
+    // Connection errors are reported through the state change and the failing request;
+    // without a listener ioredis would print every reconnect attempt as an unhandled error.
     this.client.on('error', () => {})
+    this.client.on('ready', () => { this.#everReady = true })
     this.#prefix = opts.prefix ?? 'entra-gw:sess:'
-    this.#defaultTtlMs = opts.defaultTtlMs
+    this.#onStateChange = opts.onStateChange ?? (() => {})
   }
 
-  /** Waits (briefly) for a connection that is being made, e.g. right after start. */
-  async #ready (): Promise<Redis> {
+  get up (): boolean { return !this.#down }
+
+  #markDown (reason: string): void {
+    if (this.#down || this.#closed) return
+    this.#down = true
+    this.#onStateChange(false, reason)
+    this.#probe = setInterval(() => {
+      if (this.client.status !== 'ready') return
+      this.client.ping().then(() => this.#markUp(), () => {})
+    }, PROBE_INTERVAL_MS)
+    this.#probe.unref()
+  }
+
+  #markUp (): void {
+    if (!this.#down) return
+    this.#down = false
+    clearInterval(this.#probe)
+    this.#onStateChange(true, 'answering again')
+  }
+
+  async #waitFirstConnection (): Promise<void> {
     const c = this.client
-    if (c.status === 'ready') return c
-    if (c.status === 'end') throw new Error('the Redis connection is closed')
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => { c.off('ready', onReady); reject(new Error(`Redis is not reachable (${c.status})`)) }, CONNECT_WAIT_MS)
+      const timer = setTimeout(() => { c.off('ready', onReady); reject(new StoreUnavailableError(`Redis is not reachable (${c.status})`)) }, FIRST_CONNECT_WAIT_MS)
       const onReady = (): void => { clearTimeout(timer); resolve() }
       c.once('ready', onReady)
     })
-    return c
   }
 
-  set (sessionId: string, session: Session, callback: (err?: unknown) => void): void {
-    const ttl = Math.ceil(ttlOf(session as StoredSession, this.#defaultTtlMs))
-    const data = JSON.stringify(session)
-    this.#ready().then(c => c.set(this.#prefix + sessionId, data, 'PX', ttl)).then(() => callback(), callback)
-  }
-
-  get (sessionId: string, callback: (err: unknown, result?: Session | null) => void): void {
-    const key = this.#prefix + sessionId
+  /** Runs one store operation, failing at once while the store is known to be down. */
+  async #run<T> (fn: (c: Redis) => Promise<T>): Promise<T> {
+    if (this.#down) throw new StoreUnavailableError('the session store is not answering')
     const c = this.client
-    const p = c.status === 'ready' ? c.get(key) : this.#ready().then(r => r.get(key))
-    p.then(
-      (data) => callback(null, data === null ? null : JSON.parse(data) as Session),
-      (err: unknown) => callback(err)
-    )
+    if (c.status !== 'ready') {
+      if (this.#everReady || c.status === 'end') {
+        this.#markDown(`connection ${c.status}`)
+        throw new StoreUnavailableError(`the session store connection is ${c.status}`)
+      }
+      try {
+        await this.#waitFirstConnection()
+      } catch (err) {
+        this.#markDown('not reachable at start')
+        throw err
+      }
+    }
+    try {
+      return await fn(c)
+    } catch (err) {
+      // A reply error is Redis answering (a bug of ours); anything else is Redis not answering.
+      if (err instanceof ReplyError) throw err
+      const reason = (err as Error).message
+      this.#markDown(reason)
+      throw new StoreUnavailableError(`the session store did not answer: ${reason}`, { cause: err })
+    }
   }
 
-  destroy (sessionId: string, callback: (err?: unknown) => void): void {
-    this.#ready().then(c => c.del(this.#prefix + sessionId)).then(() => callback(), callback)
+  async get (id: string): Promise<StoredSession | undefined> {
+    const text = await this.#run(async c => await c.get(this.#prefix + id))
+    if (text === null) return undefined
+    return JSON.parse(text) as StoredSession
+  }
+
+  async set (id: string, session: StoredSession): Promise<void> {
+    const ttl = Math.max(1, Math.ceil(session.expiresAt - Date.now()))
+    const text = JSON.stringify(session)
+    await this.#run(async c => await c.set(this.#prefix + id, text, 'PX', ttl))
+  }
+
+  async destroy (id: string): Promise<void> {
+    await this.#run(async c => await c.del(this.#prefix + id))
   }
 
   async ping (): Promise<void> {
-    await (await this.#ready()).ping()
+    // Readiness asks Redis itself, even while the store is marked down.
+    if (this.client.status !== 'ready') {
+      if (this.#everReady || this.client.status === 'end') throw new StoreUnavailableError(`the session store connection is ${this.client.status}`)
+      await this.#waitFirstConnection()
+    }
+    await this.client.ping()
+    this.#markUp()
   }
 
-  async lock (name: string, ttlMs: number, waitMs: number): Promise<() => Promise<void>> {
-    const c = await this.#ready()
+  async lock (name: string, ttlMs: number, waitMs: number): Promise<Lock | undefined> {
     const key = `entra-gw:lock:${name}`
     const token = randomBytes(16).toString('hex')
     const deadline = Date.now() + waitMs
     let delay = 20
-    // Another replica holds it while it refreshes; poll briefly rather than refresh twice
+    // Another replica holds it while it refreshes: poll briefly rather than refresh twice
     // (a second refresh with a rotated-away refresh token would end the session).
-    while ((await c.set(key, token, 'PX', ttlMs, 'NX')) === null) {
-      if (Date.now() >= deadline) throw new Error(`lock ${name} is held elsewhere`)
+    while ((await this.#run(async c => await c.set(key, token, 'PX', ttlMs, 'NX'))) === null) {
+      if (Date.now() >= deadline) return undefined
       await new Promise(resolve => setTimeout(resolve, delay))
       delay = Math.min(delay * 2, 200)
     }
-    return async () => {
-      // Release only our own lock (it may have expired and been taken by another replica).
-      await c.eval("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end", 1, key, token)
+    return {
+      // Only our own lock: it may have expired and been taken by another replica.
+      release: async () => { await this.#run(async c => await c.eval(RELEASE, 1, key, token)) },
+      extend: async (ms: number) => { await this.#run(async c => await c.eval(EXTEND, 1, key, token, String(ms))) }
     }
   }
 
   async getAux (key: string): Promise<string | undefined> {
-    return (await (await this.#ready()).get(`entra-gw:aux:${key}`)) ?? undefined
+    return (await this.#run(async c => await c.get(`entra-gw:aux:${key}`))) ?? undefined
   }
 
   async setAux (key: string, value: string, ttlMs: number): Promise<void> {
-    await (await this.#ready()).set(`entra-gw:aux:${key}`, value, 'PX', Math.max(1, Math.ceil(ttlMs)))
+    await this.#run(async c => await c.set(`entra-gw:aux:${key}`, value, 'PX', Math.max(1, Math.ceil(ttlMs))))
   }
 
   async deleteAux (key: string): Promise<void> {
-    await (await this.#ready()).del(`entra-gw:aux:${key}`)
+    await this.#run(async c => await c.del(`entra-gw:aux:${key}`))
   }
 
   async putIfAbsent (key: string, value: string): Promise<string> {
-    const c = await this.#ready()
     const full = `entra-gw:shared:${key}`
-    await c.set(full, value, 'NX')
-    return (await c.get(full)) ?? value
+    return await this.#run(async c => {
+      await c.set(full, value, 'NX')
+      return (await c.get(full)) ?? value
+    })
   }
 
   async close (): Promise<void> {
+    this.#closed = true
+    clearInterval(this.#probe)
     this.client.disconnect()
   }
 }

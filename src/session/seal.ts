@@ -1,6 +1,8 @@
-// Tokens at rest: sealed with AES-256-GCM under keys derived from OPENID_SESSION_SECRET, so a
-// dump of the session store shows no token. With a comma-separated secret list the first
-// seals and every one opens, so rotating the secret signs nobody out.
+// Values at rest (tokens, the sign-out marker, login transactions, the identity key): sealed
+// with AES-256-GCM under keys derived from OPENID_SESSION_SECRET, so a dump of the store or a
+// stolen cookie shows nothing. Each value is bound by associated data to its purpose and,
+// where it belongs to one, its session: a sealed value copied to another place or session
+// does not open. With a rotation list the first secret seals and every one opens.
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto'
 import { deriveKey } from './keys.js'
 
@@ -20,24 +22,28 @@ export class Sealer {
     this.#byId = new Map(this.#keys.map(k => [k.id, k]))
   }
 
-  seal (plaintext: string): string {
+  /** `aad` names what the value is for (`tokens:<session id>`); open() must be given the same. */
+  seal (plaintext: string, aad: string): string {
     const k = this.#keys[0] as SealKey
     const iv = randomBytes(12)
     const cipher = createCipheriv('aes-256-gcm', k.key, iv)
+    cipher.setAAD(Buffer.from(aad))
     const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final(), cipher.getAuthTag()])
-    return `v1.${k.id}.${iv.toString('base64url')}.${body.toString('base64url')}`
+    return `v2.${k.id}.${iv.toString('base64url')}.${body.toString('base64url')}`
   }
 
-  /** The plaintext, or undefined when the value was sealed under an unknown key or tampered with. */
-  open (sealed: string): string | undefined {
-    const [version, id, ivText, bodyText] = sealed.split('.')
-    if (version !== 'v1' || id === undefined || ivText === undefined || bodyText === undefined) return undefined
+  /** The plaintext, or undefined when sealed under an unknown key, for another purpose, or tampered with. */
+  open (sealed: string, aad: string): string | undefined {
+    const [version, id, ivText, bodyText, extra] = sealed.split('.')
+    if (version !== 'v2' || id === undefined || ivText === undefined || bodyText === undefined || extra !== undefined) return undefined
     const k = this.#byId.get(id)
     if (k === undefined) return undefined
+    const iv = Buffer.from(ivText, 'base64url')
     const body = Buffer.from(bodyText, 'base64url')
-    if (body.length < 16) return undefined
+    if (iv.length !== 12 || body.length < 16) return undefined
     try {
-      const decipher = createDecipheriv('aes-256-gcm', k.key, Buffer.from(ivText, 'base64url'))
+      const decipher = createDecipheriv('aes-256-gcm', k.key, iv)
+      decipher.setAAD(Buffer.from(aad))
       decipher.setAuthTag(body.subarray(body.length - 16))
       return Buffer.concat([decipher.update(body.subarray(0, body.length - 16)), decipher.final()]).toString('utf8')
     } catch {
@@ -45,11 +51,17 @@ export class Sealer {
     }
   }
 
-  sealJson (value: unknown): string { return this.seal(JSON.stringify(value)) }
+  sealJson (value: unknown, aad: string): string { return this.seal(JSON.stringify(value), aad) }
 
-  openJson<T> (sealed: string | undefined): T | undefined {
+  /** The parsed value; undefined when it does not open or is not JSON. Callers check its shape. */
+  openJson (sealed: string | undefined, aad: string): unknown {
     if (sealed === undefined) return undefined
-    const text = this.open(sealed)
-    return text === undefined ? undefined : JSON.parse(text) as T
+    const text = this.open(sealed, aad)
+    if (text === undefined) return undefined
+    try {
+      return JSON.parse(text) as unknown
+    } catch {
+      return undefined
+    }
   }
 }

@@ -1,18 +1,46 @@
 // One interface for every session store, so the memory and Redis stores run the same tests.
-import type { SessionStore } from '@fastify/session'
+import type { SessionData } from './session.js'
 
-export interface GatewayStore extends SessionStore {
+/** A session as a store keeps it: the data and the epoch ms at which it ends. */
+export interface StoredSession {
+  data: SessionData
+  expiresAt: number
+}
+
+/** Thrown by a store that cannot answer (down, frozen, timed out): the request gets a 503. */
+export class StoreUnavailableError extends Error {
+  readonly statusCode = 503
+  readonly code = 'session_store_unavailable'
+  constructor (message: string, opts: { cause?: unknown } = {}) {
+    super(message, opts)
+    this.name = 'StoreUnavailableError'
+  }
+}
+
+export interface Lock {
+  /** Lets go of the lock (only if still ours). */
+  release: () => Promise<void>
+  /** Pushes the lock's expiry out again while the work takes longer than planned. */
+  extend: (ttlMs: number) => Promise<void>
+}
+
+export interface GatewayStore {
   readonly kind: 'memory' | 'redis'
+  get: (id: string) => Promise<StoredSession | undefined>
+  set: (id: string, session: StoredSession) => Promise<void>
+  destroy: (id: string) => Promise<void>
   /** Resolves when the store answers; used by /readyz. */
   ping: () => Promise<void>
+  /** False while the store is known to be down: requests then fail at once instead of waiting. */
+  readonly up: boolean
   /**
    * Holds `name` exclusively among every gateway sharing this store (token refresh), waiting
-   * up to `waitMs`; resolves to a release function. In-process only for the memory store.
+   * up to `waitMs` (0: one try); resolves to the lock, or undefined when it stayed taken.
    */
-  lock: (name: string, ttlMs: number, waitMs: number) => Promise<() => Promise<void>>
+  lock: (name: string, ttlMs: number, waitMs: number) => Promise<Lock | undefined>
   /**
    * A side entry next to a session (its sealed tokens), read only when needed, so the session
-   * itself, which every request parses, stays small.
+   * itself, which every request reads, stays small.
    */
   getAux: (key: string) => Promise<string | undefined>
   setAux: (key: string, value: string, ttlMs: number) => Promise<void>
@@ -20,14 +48,4 @@ export interface GatewayStore extends SessionStore {
   /** Stores `value` under `key` unless one is there; resolves to the value kept (shared keys). */
   putIfAbsent: (key: string, value: string) => Promise<string>
   close: () => Promise<void>
-}
-
-/** What @fastify/session hands a store: its own fields plus the cookie whose expiry bounds the entry. */
-export interface StoredSession { cookie?: { expires?: Date | string | null, originalMaxAge?: number | null } }
-
-/** Milliseconds until the session's cookie expires (the store entry must not outlive it). */
-export function ttlOf (session: StoredSession, fallbackMs: number): number {
-  const expires = session.cookie?.expires
-  if (expires != null) return Math.max(1, new Date(expires).getTime() - Date.now())
-  return session.cookie?.originalMaxAge ?? fallbackMs
 }

@@ -18,6 +18,8 @@ export type Freshness = 'ok' | 'ended' | 'unavailable'
 export interface Tokens {
   readonly sealer: Sealer
   readonly graph: GraphOptions
+  /** Whether a refresh or re-check is due (the session's roles and tokens may be stale). */
+  isDue: (request: FastifyRequest) => boolean
   /** Refreshes/rechecks the session when due; see Freshness. */
   ensureFresh: (request: FastifyRequest) => Promise<Freshness>
   /**
@@ -74,29 +76,32 @@ async function tokensPlugin (app: FastifyInstance, opts: { config: GatewayConfig
   }
 
   // Tokens live in a side entry next to the session, read only for refresh, Graph, the token
-  // endpoint and sign-out: the session, which @fastify/session parses and hashes on every
-  // request, stays ~1 KB. The access token is also sealed into the session itself when this
+  // endpoint and sign-out: the session, which every request reads, stays small. The access token is also sealed into the session itself when this
   // configuration forwards it or hands it out, so those requests need no second read.
   const keepAccessToken = config.forwardAccessToken || config.forwardAuthorizationBearer || config.graphScopes.length > 0
   const auxKey = (request: FastifyRequest): string => `tokens:${request.session.sessionId}`
 
-  const accessToken = (request: FastifyRequest): string | undefined => sealer.openJson<{ a: string }>(request.session.sealed)?.a
+  const accessToken = (request: FastifyRequest): string | undefined => {
+    const v = sealer.openJson(request.session.sealed, `access:${request.session.sessionId}`) as { a?: unknown } | undefined
+    return typeof v?.a === 'string' ? v.a : undefined
+  }
 
   async function open (request: FastifyRequest): Promise<TokenSet | undefined> {
-    return sealer.openJson<TokenSet>(await store.getAux(auxKey(request)))
+    const set = sealer.openJson(await store.getAux(auxKey(request)), auxKey(request)) as TokenSet | undefined
+    return set !== undefined && typeof set.accessToken === 'string' ? set : undefined
   }
 
   /** The side entry lives as long as the session's cookie. */
   async function putAux (request: FastifyRequest, set: TokenSet): Promise<void> {
-    const expires = request.session.cookie.expires
-    const ttl = expires instanceof Date ? expires.getTime() - Date.now() : config.sessionExpirySeconds * 1000
-    await store.setAux(auxKey(request), sealer.sealJson(set), Math.max(1000, ttl))
+    const expiresAt = request.session.expiresAt
+    const ttl = expiresAt > 0 ? expiresAt - Date.now() : config.sessionExpirySeconds * 1000
+    await store.setAux(auxKey(request), sealer.sealJson(set, auxKey(request)), Math.max(1000, ttl))
   }
 
   async function keep (request: FastifyRequest, set: TokenSet): Promise<void> {
     const s = request.session
     await putAux(request, set)
-    s.sealed = keepAccessToken ? sealer.sealJson({ a: set.accessToken }) : undefined
+    s.sealed = keepAccessToken ? sealer.sealJson({ a: set.accessToken }, `access:${s.sessionId}`) : undefined
     s.accessExp = set.accessTokenExpiresAt
   }
 
@@ -116,12 +121,13 @@ async function tokensPlugin (app: FastifyInstance, opts: { config: GatewayConfig
     const sid = request.session.sessionId
     const before = queues.get(sid) ?? Promise.resolve()
     const run = before.catch(() => {}).then(async () => {
-      const release = await store.lock(`refresh:${sid}`, LOCK_TTL_MS, LOCK_WAIT_MS)
+      const lock = await store.lock(`refresh:${sid}`, LOCK_TTL_MS, LOCK_WAIT_MS)
+      if (lock === undefined) throw new Error(`lock refresh:${sid} is held elsewhere`)
       try {
         await request.session.reload()
         return await fn()
       } finally {
-        await release()
+        await lock.release()
       }
     })
     const tail: Promise<unknown> = run.catch(() => {}).then(() => { if (queues.get(sid) === tail) queues.delete(sid) })
@@ -151,7 +157,7 @@ async function tokensPlugin (app: FastifyInstance, opts: { config: GatewayConfig
         s.user = next
         if (config.reuseTokens) {
           // The session slides with Entra's refresh token, within the absolute bound.
-          s.cookie.maxAge = Math.max(1000, Math.min(config.sessionExpirySeconds * 1000, user.signedInAt + config.sessionMaxAgeSeconds * 1000 - now))
+          s.setMaxAge(Math.max(1000, Math.min(config.sessionExpirySeconds * 1000, user.signedInAt + config.sessionMaxAgeSeconds * 1000 - now)))
         }
         await keep(request, jar.set)
         await s.save()
@@ -217,7 +223,7 @@ async function tokensPlugin (app: FastifyInstance, opts: { config: GatewayConfig
     })
   }
 
-  app.decorate('tokens', { sealer, graph, ensureFresh, accessToken, open, keep, forget, withJar })
+  app.decorate('tokens', { sealer, graph, isDue: (request: FastifyRequest) => due(request, Date.now()), ensureFresh, accessToken, open, keep, forget, withJar })
 }
 
 export default fp(tokensPlugin, { name: 'tokens', fastify: '5.x', dependencies: ['session', 'discovery', 'metrics'] })

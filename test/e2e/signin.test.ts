@@ -3,6 +3,7 @@ import t from 'tap'
 import { Browser, signIn } from '../helpers/browser.js'
 import { startStack, CLIENT_SECRET, SESSION_SECRET } from '../helpers/stack.js'
 import { DEMO_USERS } from '../../dev/idp.js'
+import { Sealer } from '../../src/session/seal.js'
 
 const alice = DEMO_USERS.find(u => u.username === 'alice')!
 
@@ -105,7 +106,6 @@ t.test('API calls without a session get 401 JSON, never a redirect', async t => 
 t.test('forged, expired and replayed state are refused', async t => {
   const stack = await startStack()
   t.teardown(() => stack.close())
-  const store = stack.store
 
   // Forged: a state this browser never started.
   const b1 = new Browser()
@@ -132,10 +132,14 @@ t.test('forged, expired and replayed state are refused', async t => {
   const b4 = new Browser()
   const start = await b4.request(`${stack.url}/late`)
   const state = new URL(start.headers.get('location') ?? '').searchParams.get('state') ?? ''
-  const sid = decodeURIComponent(b4.cookie(stack.url, stack.config.cookieName) ?? '').split('.')[0] ?? ''
-  const stored = await new Promise<Record<string, any>>((resolve, reject) => store.get(sid, (err, s) => err != null ? reject(err) : resolve(s as any)))
-  stored.pending[state].expiresAt = Date.now() - 1
-  await new Promise<void>((resolve) => store.set(sid, stored as any, () => resolve()))
+  // The transaction lives in the browser's sealed login cookie: open it, age it, seal it back.
+  const sealer = new Sealer([SESSION_SECRET])
+  const loginCookie = stack.config.loginCookieName
+  const pending = sealer.openJson(b4.cookie(stack.url, loginCookie), 'login-transactions') as Array<[string, { expiresAt: number }]>
+  const entry = pending.find(([s]) => s === state)
+  t.ok(entry, 'the transaction is in the login cookie, keyed by its state')
+  entry![1].expiresAt = Date.now() - 1
+  b4.setCookie(stack.url, loginCookie, sealer.sealJson(pending, 'login-transactions'))
   // Sign in at the IdP from the original authorization URL: the callback carries state S.
   const { response } = await signIn(b4, start.headers.get('location') ?? '', 'alice', 'alice')
   t.equal(response.status, 400)
@@ -149,7 +153,8 @@ t.test('cookies carry every flag; __Host- and Secure with an https DOMAIN_SERVER
   t.teardown(() => stack.close())
   const res = await fetch(`${stack.url}/oauth2/sign_in?rd=/x`, { redirect: 'manual' })
   const cookie = res.headers.get('set-cookie') ?? ''
-  t.match(cookie, /^entra-gw=/)
+  t.match(cookie, /^entra-gw-login=/, 'a sign-in start sets only the short-lived login cookie')
+  t.match(cookie, /Max-Age=600/)
   t.match(cookie, /HttpOnly/)
   t.match(cookie, /SameSite=Lax/)
   t.match(cookie, /Path=\//)
@@ -158,7 +163,7 @@ t.test('cookies carry every flag; __Host- and Secure with an https DOMAIN_SERVER
   t.teardown(() => https.close())
   const res2 = await fetch(`${https.url}/oauth2/sign_in?rd=/x`, { redirect: 'manual' })
   const cookie2 = res2.headers.get('set-cookie') ?? ''
-  t.match(cookie2, /^__Host-entra-gw=/)
+  t.match(cookie2, /^__Host-entra-gw-login=/)
   t.match(cookie2, /; Secure/)
   t.match(cookie2, /HttpOnly/)
   t.match(cookie2, /SameSite=Lax/)

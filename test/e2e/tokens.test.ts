@@ -65,7 +65,7 @@ t.test('two gateways on one Redis refresh a shared session once', async t => {
   const env = { SESSION_STORE: 'redis', REDIS_URL: redis.url, OPENID_GRAPH_SCOPES: 'User.Read' }
   const a = await startStack({ graph: {}, env })
   t.teardown(() => a.close())
-  const bStore = new RedisStore({ url: redis.url, defaultTtlMs: 3_600_000 })
+  const bStore = new RedisStore({ url: redis.url })
   t.teardown(() => bStore.close())
   const b = await startStack({ env: { ...env, GRAPH_API_URL: a.graph?.url ?? '' }, idp: a.idp, upstream: a.upstream, store: bStore })
   t.teardown(() => b.close())
@@ -77,7 +77,7 @@ t.test('two gateways on one Redis refresh a shared session once', async t => {
   t.teardown(() => client.disconnect())
   const key = `entra-gw:sess:${sid}`
   const stored = JSON.parse(await client.get(key) ?? '{}') as Record<string, any>
-  stored.accessExp = Math.floor(Date.now() / 1000) + 10
+  stored.data.accessExp = Math.floor(Date.now() / 1000) + 10
   await client.set(key, JSON.stringify(stored), 'PX', 3_600_000)
   const refreshes = a.idp.tokenRequests.refresh_token
   const hit = async (url: string): Promise<string> => {

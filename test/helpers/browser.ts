@@ -92,6 +92,14 @@ export class Browser {
     return cookie.value
   }
 
+  /** Puts a cookie in the jar as if the origin had set it (a test planting or editing one). */
+  setCookie (origin: string, name: string, value: string): void {
+    const host = new URL(origin).host
+    let cookies = this.jar.get(host)
+    if (!cookies) this.jar.set(host, (cookies = new Map()))
+    cookies.set(name, { value })
+  }
+
   #cookieHeader (host: string): string {
     const cookies = this.jar.get(host)
     if (!cookies) return ''

@@ -3,7 +3,15 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { createServer } from 'node:net'
 import { once } from 'node:events'
 
-export interface RedisServer { url: string, port: number, stop: () => Promise<void> }
+export interface RedisServer {
+  url: string
+  port: number
+  stop: () => Promise<void>
+  /** SIGSTOP: the connection stays open and nothing answers (a frozen or overloaded Redis). */
+  freeze: () => void
+  /** SIGCONT: it answers again, queued commands first. */
+  thaw: () => void
+}
 
 export async function freePort (): Promise<number> {
   const srv = createServer()
@@ -37,7 +45,10 @@ export async function startRedis (): Promise<RedisServer> {
   return {
     url: `redis://127.0.0.1:${port}/0`,
     port,
+    freeze: () => { child.kill('SIGSTOP') },
+    thaw: () => { child.kill('SIGCONT') },
     stop: async () => {
+      child.kill('SIGCONT')
       if (child.exitCode !== null || child.signalCode !== null) return
       child.kill('SIGKILL')
       await once(child, 'exit')

@@ -1,6 +1,5 @@
 // Reading and editing a stored session directly, to stand in for the passage of time
 // (an access token about to expire, a re-check that is due) without sleeping.
-import type { Session } from 'fastify'
 import type { GatewayStore } from '../../src/session/store.js'
 import type { Browser } from './browser.js'
 
@@ -9,12 +8,15 @@ export function sessionId (browser: Browser, origin: string, cookieName: string)
   return value.slice(0, value.lastIndexOf('.'))
 }
 
+/** The stored session's data (a copy: edit it and write it back). */
 export async function readSession (store: GatewayStore, id: string): Promise<Record<string, any> | null> {
-  return await new Promise((resolve, reject) => store.get(id, (err, s) => err != null ? reject(err) : resolve(s as unknown as Record<string, any> | null)))
+  const stored = await store.get(id)
+  return stored === undefined ? null : structuredClone(stored.data) as Record<string, any>
 }
 
 export async function writeSession (store: GatewayStore, id: string, data: Record<string, any>): Promise<void> {
-  await new Promise<void>((resolve, reject) => store.set(id, data as unknown as Session, err => err != null ? reject(err) : resolve()))
+  const stored = await store.get(id)
+  await store.set(id, { data, expiresAt: stored?.expiresAt ?? Date.now() + 3600_000 })
 }
 
 /** Applies `change` to the stored session of this browser. */

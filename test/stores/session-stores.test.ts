@@ -1,34 +1,25 @@
 // One suite, run against every session store: both must behave the same.
 import t, { type Test } from 'tap'
-import type { Session } from 'fastify'
 import { MemoryStore } from '../../src/session/memory-store.js'
 import { RedisStore } from '../../src/session/redis-store.js'
-import type { GatewayStore } from '../../src/session/store.js'
+import type { GatewayStore, StoredSession } from '../../src/session/store.js'
 import { startRedis } from '../helpers/redis.js'
 
-const call = async <T>(fn: (cb: (err: unknown, v?: T) => void) => void): Promise<T | undefined> =>
-  await new Promise((resolve, reject) => fn((err, v) => err != null ? reject(err) : resolve(v)))
-
-const sessionWith = (data: Record<string, unknown>, expiresInMs: number): Session =>
-  ({ ...data, cookie: { expires: new Date(Date.now() + expiresInMs), originalMaxAge: expiresInMs } }) as unknown as Session
+const sessionWith = (data: Record<string, unknown>, expiresInMs: number): StoredSession =>
+  ({ data, expiresAt: Date.now() + expiresInMs }) as StoredSession
 
 async function suite (t: Test, store: GatewayStore): Promise<void> {
   await store.ping()
-  await call(cb => store.set('a', sessionWith({ user: { userId: 'u1', name: 'Zoë' } }, 60_000), cb))
-  const got = await call<Session | null>(cb => store.get('a', cb)) as unknown as { user: { name: string } }
-  t.equal(got.user.name, 'Zoë', 'round-trips the data')
-  t.equal(await call<Session | null>(cb => store.get('missing', cb)), null, 'unknown id is null')
-  await call(cb => store.destroy('a', cb))
-  t.equal(await call<Session | null>(cb => store.get('a', cb)), null, 'destroyed')
+  await store.set('a', sessionWith({ user: { userId: 'u1', name: 'Zoë' } }, 60_000))
+  const got = await store.get('a') as unknown as { data: { user: { name: string } } }
+  t.equal(got.data.user.name, 'Zoë', 'round-trips the data')
+  t.equal(await store.get('missing'), undefined, 'unknown id is nothing')
+  await store.destroy('a')
+  t.equal(await store.get('a'), undefined, 'destroyed')
 
-  // An entry never outlives its cookie.
-  await call(cb => store.set('short', sessionWith({ x: 1 }, 30), cb))
-  await new Promise<void>(resolve => {
-    const poll = (): void => {
-      store.get('short', (_err, v) => { if (v == null) resolve(); else setImmediate(poll) })
-    }
-    poll()
-  })
+  // An entry never outlives its session.
+  await store.set('short', sessionWith({ x: 1 }, 30))
+  while (await store.get('short') !== undefined) await new Promise(resolve => setImmediate(resolve))
   t.pass('expired entry is gone')
 
   // Side entries (a session's sealed tokens): set, read, expire, delete.
@@ -39,18 +30,30 @@ async function suite (t: Test, store: GatewayStore): Promise<void> {
   await store.setAux('tokens:short', 'x', 20)
   while (await store.getAux('tokens:short') !== undefined) await new Promise(resolve => setImmediate(resolve))
   t.pass('an expired side entry is gone')
+  // The refresh lock: exclusive, released, extended; a try without waiting says when it is taken.
+  const held = await store.lock('l1', 60_000, 0)
+  t.ok(held, 'free: taken')
+  if (store.kind === 'redis') {
+    t.equal(await store.lock('l1', 60_000, 0), undefined, 'held: a try without waiting gets nothing')
+    await held?.extend(120_000)
+    t.ok(await (store as RedisStore).client.pttl('entra-gw:lock:l1') > 60_000, 'extended by its holder')
+  }
+  await held?.release()
+  const again = await store.lock('l1', 60_000, 0)
+  t.ok(again, 'released: can be taken again')
+  await again?.release()
   t.equal(await store.putIfAbsent('k', 'first'), 'first')
   t.equal(await store.putIfAbsent('k', 'second'), 'first', 'shared keys keep the first value')
 }
 
 t.test('memory store', async t => {
-  const store = new MemoryStore({ maxSessions: 3, defaultTtlMs: 60_000 })
+  const store = new MemoryStore({ maxSessions: 3 })
   t.teardown(() => store.close())
   await suite(t, store)
-  for (const id of ['1', '2', '3', '4']) await call(cb => store.set(id, sessionWith({ id }, 60_000), cb))
+  for (const id of ['1', '2', '3', '4']) await store.set(id, sessionWith({ id }, 60_000))
   t.equal(store.size, 3, 'bounded: the oldest is evicted')
-  t.equal(await call<Session | null>(cb => store.get('1', cb)), null)
-  await call(cb => store.set('x', sessionWith({}, 1), cb))
+  t.equal(await store.get('1'), undefined)
+  await store.set('x', sessionWith({}, 1))
   const until = Date.now() + 2
   while (Date.now() <= until) await new Promise(resolve => setImmediate(resolve))
   store.sweep()
@@ -60,12 +63,12 @@ t.test('memory store', async t => {
 t.test('redis store (real redis-server)', async t => {
   const redis = await startRedis()
   t.teardown(() => redis.stop())
-  const store = new RedisStore({ url: redis.url, defaultTtlMs: 60_000 })
+  const store = new RedisStore({ url: redis.url })
   t.teardown(() => store.close())
   await suite(t, store)
   const ttl = await store.client.pttl('entra-gw:sess:none')
   t.equal(ttl, -2)
-  await call(cb => store.set('ttl', sessionWith({}, 5000), cb))
+  await store.set('ttl', sessionWith({}, 5000))
   const pttl = await store.client.pttl('entra-gw:sess:ttl')
   t.ok(pttl > 0 && pttl <= 5000, 'Redis expires the entry with the cookie')
   await redis.stop()

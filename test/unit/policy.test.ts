@@ -36,11 +36,3 @@ t.test('navigation versus API call', async t => {
   t.notOk(isNavigation('POST', { 'sec-fetch-mode': 'navigate', accept: 'text/html' }))
   t.notOk(isNavigation('GET', {}))
 })
-
-t.test('readiness reasons name no internal address', async t => {
-  const { publicReason } = await import('../../src/routes/health.js')
-  t.equal(publicReason(Object.assign(new Error('fetch failed'), { cause: Object.assign(new Error('connect ECONNREFUSED 10.0.0.5:3080'), { code: 'ECONNREFUSED' }) })), 'ECONNREFUSED')
-  t.equal(publicReason(new Error('connect ECONNREFUSED 10.0.0.5:6379')), 'connect ECONNREFUSED <address>')
-  t.equal(publicReason(new Error('discovery of http://idp.internal:8080/x/v2.0 failed')), 'discovery of <url> failed')
-  t.equal(publicReason('answered 503'), 'answered 503')
-})
