@@ -21,7 +21,7 @@ const gc = (globalThis as { gc?: () => void }).gc
 if (gc === undefined) throw new Error('run with node --expose-gc')
 
 const maxCount = Math.max(...counts)
-const store = new MemoryStore({ maxSessions: Math.max(100, maxCount + 1), defaultTtlMs: 12 * 3600_000, sweepIntervalMs: 3600_000 })
+const store = new MemoryStore({ maxSessions: Math.max(100, maxCount + 1), sweepIntervalMs: 3600_000 })
 const config = loadConfig({
   // Never contacted in a way that matters here: discovery fails quietly in the background.
   OPENID_ISSUER: 'http://127.0.0.1:9/5f1c2b3a-7d4e-4c8b-9a6f-0e1d2c3b4a59/v2.0',
@@ -84,11 +84,13 @@ function makeSession (): { session: Record<string, unknown>, tokens: string } {
   const now = Date.now()
   const maxAge = config.sessionExpirySeconds * 1000
   const accessTokenExpiresAt = Math.floor(now / 1000) + 3600
-  // As the gateway keeps them: the session ~1 KB, the sealed token set in its side entry.
+  // As the gateway keeps them: the session held decoded, the sealed token set in its side entry.
   const session = {
-    cookie: { expires: new Date(now + maxAge).toISOString(), originalMaxAge: maxAge, originalExpires: new Date(now + maxAge).toISOString(), sameSite: 'lax', secure: false, path: '/', httpOnly: true, domain: null },
-    user: { ...identity, roleValues: ['ChatUser'], groupsOverage: false, forward: identityHeaders(identity), signedInAt: now, checkedAt: now },
-    accessExp: accessTokenExpiresAt
+    data: {
+      user: { ...identity, roleValues: ['ChatUser'], groupsOverage: false, forward: identityHeaders(identity), signedInAt: now, checkedAt: now },
+      accessExp: accessTokenExpiresAt
+    },
+    expiresAt: now + maxAge
   }
   const tokens = sealer.sealJson({
     idToken: jwtOfLength(between(1500, 1700)),
@@ -96,16 +98,16 @@ function makeSession (): { session: Record<string, unknown>, tokens: string } {
     accessTokenExpiresAt,
     refreshToken: '1.AXkA' + randomText(between(1400, 1700)),
     scope: 'openid profile email offline_access'
-  })
+  }, 'tokens:bench')
   return { session, tokens }
 }
-/** @fastify/session's ids: 32 characters. */
-const newId = (): string => randomBytes(24).toString('base64url')
+/** Session ids as the gateway draws them: 24 characters. */
+const newId = (): string => randomBytes(18).toString('base64url')
 
 const ids: string[] = []
 function put (id: string): void {
   const { session, tokens } = makeSession()
-  store.set(id, session as never, (err) => { if (err !== undefined) throw err instanceof Error ? err : new Error(String(err)) })
+  store.set(id, session as never).catch((err: unknown) => { throw err })
   store.setAux(`tokens:${id}`, tokens, config.sessionExpirySeconds * 1000).catch((err: unknown) => { throw err })
 }
 
@@ -135,7 +137,7 @@ for (const count of [...counts].sort((a, b) => a - b)) {
   levels.push({ sessions: store.size, rss: m.rss, heapUsed: m.heapUsed, external: m.external })
 }
 if (ids.length > 0) {
-  store.get(ids[0] as string, (_err, s) => { sampleJsonBytes = Buffer.byteLength(JSON.stringify(s)) })
+  sampleJsonBytes = Buffer.byteLength(JSON.stringify(await store.get(ids[0] as string)))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -153,7 +155,7 @@ if (churnSeconds > 0 && ids.length > 0) {
   while (Date.now() - t0 < churnSeconds * 1000) {
     for (let i = 0; i < 500; i++) {
       const old = ids[k] as string
-      store.destroy(old, () => {})
+      store.destroy(old).catch(() => {})
       store.deleteAux(`tokens:${old}`).catch(() => {})
       const id = newId()
       put(id)

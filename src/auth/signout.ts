@@ -1,7 +1,7 @@
 // Sign-out: ends the gateway session in the store, clears the cookie and, when configured,
 // ends the Entra session too. Only same-origin POSTs sign out (a link on another site cannot).
 import fp from 'fastify-plugin'
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { GatewayConfig } from '../config.js'
 import { endSessionUrl } from './oidc.js'
 

@@ -108,6 +108,9 @@ async function upstreamPlugin (app: FastifyInstance, opts: { config: GatewayConf
 
   function forward (f: Forward): void {
     const { request, reply } = f
+    // Node may have refused the request meanwhile (a malformed body framing answers 400 and
+    // closes the socket after the headers were read): such a request never goes upstream.
+    if (request.raw.socket.destroyed) return
     if (inflight >= limit) { busy(reply); return }
     inflight++
     const res: ServerResponse = reply.raw
