@@ -1,4 +1,5 @@
 // Values shared by the bench's processes.
+import { DEV_CLIENT_ID } from '../dev/client-id.js'
 
 /** The upstream's answer on every non-SSE path: about the size of a small LibreChat API reply. */
 export const JSON_BODY = JSON.stringify({ ok: true, service: 'bench-upstream', items: [1, 2, 3], note: 'a fixed, small JSON body' })
@@ -7,5 +8,5 @@ export const JSON_BODY = JSON.stringify({ ok: true, service: 'bench-upstream', i
 export const LOAD_PATH = '/api/bench/ping'
 
 /** The bench's IdP client (registered with every gateway's callback URL). */
-export const CLIENT_ID = 'bench-client'
+export const CLIENT_ID = DEV_CLIENT_ID
 export const CLIENT_SECRET = 'bench-client-secret-0123456789abcdef'

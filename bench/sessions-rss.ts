@@ -6,6 +6,7 @@
 // Results go to the parent over IPC (`{ type: 'result' }`), or to stdout as JSON when run alone.
 import { randomBytes, randomUUID } from 'node:crypto'
 import { loadConfig } from '../src/config.js'
+import { CLIENT_ID } from './constants.js'
 import { buildApp } from '../src/app.js'
 import { MemoryStore } from '../src/session/memory-store.js'
 import { identityHeaders } from '../src/proxy/headers.js'
@@ -25,7 +26,7 @@ const store = new MemoryStore({ maxSessions: Math.max(100, maxCount + 1), sweepI
 const config = loadConfig({
   // Never contacted in a way that matters here: discovery fails quietly in the background.
   OPENID_ISSUER: 'http://127.0.0.1:9/5f1c2b3a-7d4e-4c8b-9a6f-0e1d2c3b4a59/v2.0',
-  OPENID_CLIENT_ID: 'bench-client',
+  OPENID_CLIENT_ID: CLIENT_ID,
   OPENID_CLIENT_SECRET: 'bench-client-secret',
   OPENID_SESSION_SECRET: randomBytes(32).toString('hex'),
   DOMAIN_SERVER: 'http://127.0.0.1:3080',

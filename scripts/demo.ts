@@ -4,12 +4,13 @@
 import { buildApp } from '../src/app.js'
 import { loadConfig, ConfigError } from '../src/config.js'
 import { startIdp, DEMO_USERS } from '../dev/idp.js'
+import { DEV_CLIENT_ID } from '../dev/client-id.js'
 import { startUpstream } from '../dev/upstream.js'
 
 const GATEWAY_PORT = Number(process.env.PORT ?? 3080)
 const IDP_PORT = Number(process.env.DEMO_IDP_PORT ?? 3081)
 const UPSTREAM_PORT = Number(process.env.DEMO_UPSTREAM_PORT ?? 3082)
-const CLIENT_ID = 'entra-gateway-demo'
+const CLIENT_ID = DEV_CLIENT_ID
 const CLIENT_SECRET = 'demo-client-secret-not-for-production'
 
 async function main (): Promise<void> {

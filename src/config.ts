@@ -116,6 +116,29 @@ export function isLoopbackHost (hostname: string): boolean {
   return h === '::1'
 }
 
+/** Hosts that serve Entra ID's sign-in (public, government and national clouds; v1 and v2). */
+const MICROSOFT_LOGIN_HOSTS = new Set([
+  'login.microsoftonline.com', 'login.microsoft.com', 'login.windows.net', 'sts.windows.net',
+  'login.microsoftonline.us', 'login-us.microsoftonline.com', 'login.usgovcloudapi.net',
+  'login.chinacloudapi.cn', 'login.partner.microsoftonline.cn', 'login.microsoftonline.de'
+])
+const ENTRA_MULTI_TENANT_ENDPOINTS = new Set(['common', 'organizations', 'consumers'])
+const DOMAIN_NAME = /^(?=.{4,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})$/i
+
+/**
+ * Whether the first path segment of an issuer on a Microsoft login host names a tenant Entra
+ * knows: its id, one of its verified domain names, or a multi-tenant endpoint. Anything else
+ * (the guide's "Your Directory (tenant ID)", a display name) only fails later, at discovery.
+ */
+export function isEntraTenantSegment (segment: string): boolean {
+  // Not MULTI_TENANT_SEGMENTS: its `{tenantid}` is the metadata's template, not a URL to sign in at.
+  return GUID.test(segment) || ENTRA_MULTI_TENANT_ENDPOINTS.has(segment.toLowerCase()) || DOMAIN_NAME.test(segment)
+}
+
+export function isMicrosoftLoginHost (hostname: string): boolean {
+  return MICROSOFT_LOGIN_HOSTS.has(hostname.toLowerCase())
+}
+
 /**
  * Every variable the gateway reads, found by running the reader itself over an environment
  * that records each name asked for (so the list cannot drift from the code). Every read in
@@ -164,6 +187,11 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig
   }
   const httpUrl = (name: string, raw: string, what: string): URL | undefined => {
     if (raw === '') return undefined
+    // A URL never holds a space; the guide's placeholders do (and new URL() would accept them in a path).
+    if (/\s/.test(raw)) {
+      problems.push(`${name} contains spaces, so it still holds a placeholder; set it to an absolute URL such as ${what}.`)
+      return undefined
+    }
     let u: URL
     try {
       u = new URL(raw)
@@ -184,8 +212,18 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig
 
   // --- the IdP
   const issuerRaw = required('OPENID_ISSUER', 'set it to https://login.microsoftonline.com/<tenant-id>/v2.0')
-  const issuerUrl = httpUrl('OPENID_ISSUER', issuerRaw, 'https://login.microsoftonline.com/<tenant-id>/v2.0')
+  const issuerFix = 'https://login.microsoftonline.com/<tenant-id>/v2.0 with the Directory (tenant) ID from the app registration\'s Overview page in Entra'
+  // The guide's own placeholders (pasted as is they start the gateway, and sign-in then fails
+  // for every user): caught here, with the value to look up, instead of at discovery.
+  const issuerPlaceholder = /\s/.test(issuerRaw)
+  if (issuerPlaceholder) problems.push(`OPENID_ISSUER contains spaces, so it still holds the guide's placeholder; set it to ${issuerFix}.`)
+  const issuerUrl = issuerPlaceholder ? undefined : httpUrl('OPENID_ISSUER', issuerRaw, 'https://login.microsoftonline.com/<tenant-id>/v2.0')
   if (issuerUrl !== undefined) {
+    let tenant = issuerUrl.pathname.split('/')[1] ?? ''
+    try { tenant = decodeURIComponent(tenant) } catch {}
+    if (isMicrosoftLoginHost(issuerUrl.hostname) && !isEntraTenantSegment(tenant)) {
+      problems.push(`OPENID_ISSUER must name the Directory (tenant) ID after ${issuerUrl.host}/ (got "${tenant}"): a GUID, a verified domain such as contoso.onmicrosoft.com, or common/organizations/consumers; set it to ${issuerFix}.`)
+    }
     if (issuerUrl.protocol === 'http:' && !isLoopbackHost(issuerUrl.hostname)) {
       problems.push('OPENID_ISSUER must use https:// (http:// is accepted only for a loopback test IdP).')
     }
@@ -201,7 +239,14 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig
   const issuerTenantId = GUID.test(firstSegment) ? firstSegment.toLowerCase() : undefined
 
   const clientId = required('OPENID_CLIENT_ID', 'set it to the Application (client) ID of the app registration')
+  const clientIdFix = 'copy the Application (client) ID from the app registration\'s Overview page in Entra (a GUID: xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)'
+  // Entra's client ids are always GUIDs; anything else is a placeholder or another field pasted
+  // (possibly the secret, so the value is not echoed).
+  if (/\s/.test(clientId)) problems.push(`OPENID_CLIENT_ID contains spaces, so it still holds the guide's placeholder; ${clientIdFix}.`)
+  else if (clientId !== '' && !GUID.test(clientId)) problems.push(`OPENID_CLIENT_ID must be a GUID, as every Application (client) ID is; ${clientIdFix}.`)
   const clientSecret = required('OPENID_CLIENT_SECRET', 'set it to a client secret value of the app registration')
+  // Entra's secret values have no spaces; the guide's placeholder ("Your client secret") does. Never echoed.
+  if (/\s/.test(clientSecret)) problems.push('OPENID_CLIENT_SECRET contains spaces, so it still holds the guide\'s placeholder; set it to the secret\'s Value from Certificates & secrets in the app registration.')
 
   const secretRaw = required('OPENID_SESSION_SECRET', 'set it to a random string of at least 32 characters, e.g. the output of `openssl rand -hex 32`')
   const sessionSecrets = secretRaw === '' ? [] : secretRaw.split(',').map(s => s.trim())

@@ -6,10 +6,11 @@ import t from 'tap'
 import * as client from 'openid-client'
 import { SignJWT, generateKeyPair } from 'jose'
 import { startIdp, DEMO_USERS } from '../dev/idp.js'
+import { DEV_CLIENT_ID } from '../dev/client-id.js'
 import { startGraph, GRAPH_MAX_PAGE_SIZE, type GraphGroup, type GraphUser } from '../dev/graph.js'
 import { Browser, signIn } from './helpers/browser.js'
 
-const CLIENT_ID = 'graph-test-client'
+const CLIENT_ID = DEV_CLIENT_ID
 const CLIENT_SECRET = 'graph-test-secret-0123456789'
 const ALICE = DEMO_USERS[0]!
 const BOB = DEMO_USERS[1]!

@@ -5,9 +5,10 @@ import t, { type Test } from 'tap'
 import * as client from 'openid-client'
 import { createLocalJWKSet, decodeJwt, jwtVerify, type JSONWebKeySet } from 'jose'
 import { startIdp, DEMO_USERS, DEFAULT_TENANT_ID, type Idp } from '../dev/idp.js'
+import { DEV_CLIENT_ID } from '../dev/client-id.js'
 import { Browser, SignInError, parseForms, signIn, submitForm } from './helpers/browser.js'
 
-const CLIENT_ID = 'idp-test-client'
+const CLIENT_ID = DEV_CLIENT_ID
 const CLIENT_SECRET = 'idp-test-secret-0123456789'
 const ALICE = DEMO_USERS[0]!
 

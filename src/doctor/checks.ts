@@ -12,13 +12,13 @@ import { httpGet, redisPing, type HttpProbe, type ProbeOptions, type RedisProbe 
 export const CLOCK_WARN_SECONDS = 60
 export const CLOCK_ERROR_SECONDS = CLOCK_TOLERANCE_SECONDS
 const DEFAULT_CALLBACK = '/oauth/openid/callback'
-const ENTRA_HOSTS = new Set(['login.microsoftonline.com', 'login.microsoftonline.us', 'login.partner.microsoftonline.cn', 'login.chinacloudapi.cn'])
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 /**
  * What the checks look at. Taken from the gateway's own configuration when it loads; when it
  * does not (a ConfigError), read leniently from the environment so everything that can still
- * be checked is.
+ * be checked is, except what loadConfig refused: a placeholder issuer is not probed, so its
+ * fix is not buried under a DNS error.
  */
 export interface DoctorSettings {
   /** OPENID_ISSUER without a trailing slash; undefined when missing or not a URL. */
@@ -54,7 +54,7 @@ const parseUrl = (raw: string | undefined): URL | undefined => {
 }
 const list = (raw: string | undefined): string[] => (raw ?? '').split(/[\s,]+/).map(s => s.trim()).filter(Boolean)
 
-export function settingsFrom (env: NodeJS.ProcessEnv, config: GatewayConfig | undefined): DoctorSettings {
+export function settingsFrom (env: NodeJS.ProcessEnv, config: GatewayConfig | undefined, refused: ReadonlySet<string> = new Set()): DoctorSettings {
   if (config !== undefined) {
     return {
       issuer: config.issuer,
@@ -71,9 +71,10 @@ export function settingsFrom (env: NodeJS.ProcessEnv, config: GatewayConfig | un
       scope: config.scope.split(' ')
     }
   }
-  const issuerUrl = parseUrl(trimmed(env, 'OPENID_ISSUER'))
+  const usable = (name: string): string | undefined => refused.has(name) ? undefined : trimmed(env, name)
+  const issuerUrl = parseUrl(usable('OPENID_ISSUER'))
   const domain = parseUrl(trimmed(env, 'DOMAIN_SERVER'))
-  const upstream = parseUrl(trimmed(env, 'UPSTREAM_URL'))
+  const upstream = parseUrl(usable('UPSTREAM_URL'))
   const publicOrigin = domain?.origin
   return {
     issuer: issuerUrl?.href.replace(/\/+$/, ''),
@@ -113,11 +114,14 @@ export function problemFinding (problem: string): Finding {
 export interface VariablesResult {
   config: GatewayConfig | undefined
   findings: Finding[]
+  /** Variables loadConfig reported a problem with (their values are not probed). */
+  refused: Set<string>
 }
 
 /** Loads the configuration exactly as the gateway does and turns every problem into a finding. */
 export function checkVariables (env: NodeJS.ProcessEnv): VariablesResult {
   const findings: Finding[] = []
+  const refused = new Set<string>()
   let config: GatewayConfig | undefined
   try {
     config = loadConfig(env)
@@ -127,29 +131,27 @@ export function checkVariables (env: NodeJS.ProcessEnv): VariablesResult {
       findings.push(error(`configuration could not be read: ${(err as Error).message}`, 'fix the setting it names in the environment or .env'))
     } else {
       for (const problem of err.problems) {
+        const name = /^[A-Z][A-Z0-9_]*/.exec(problem)?.[0]
+        if (name !== undefined) refused.add(name)
         if (REPORTED_ELSEWHERE.some(n => problem.startsWith(n + ' '))) continue
         findings.push(problemFinding(problem))
       }
     }
   }
   findings.push(...checkLikelyMistakes(env))
-  return { config, findings }
+  return { config, findings, refused }
 }
 
-/** Mistakes loadConfig cannot see: a secret's id pasted instead of its value, misspelt names. */
+/**
+ * Mistakes loadConfig cannot see: a secret's id pasted instead of its value, misspelt names.
+ * (A client id that is not a GUID, or a placeholder, loadConfig itself refuses.)
+ */
 export function checkLikelyMistakes (env: NodeJS.ProcessEnv): Finding[] {
   const findings: Finding[] = []
-  const issuer = parseUrl(trimmed(env, 'OPENID_ISSUER'))
-  const entra = issuer !== undefined && ENTRA_HOSTS.has(issuer.hostname)
   const secret = trimmed(env, 'OPENID_CLIENT_SECRET')
   if (secret !== undefined && GUID.test(secret)) {
     findings.push(warn('OPENID_CLIENT_SECRET looks like a GUID: that is the secret\'s ID, not its value (sign-in then fails with AADSTS7000215)',
       'in Entra → App registrations → Certificates & secrets, copy the secret\'s Value column (shown once, when created; make a new one if it is hidden)'))
-  }
-  const clientId = trimmed(env, 'OPENID_CLIENT_ID')
-  if (entra && clientId !== undefined && !GUID.test(clientId)) {
-    findings.push(warn('OPENID_CLIENT_ID is not a GUID (Entra answers AADSTS700016 for an unknown application)',
-      'use the Application (client) ID from the app registration\'s Overview page'))
   }
   const known = knownVariables()
   for (const name of Object.keys(env)) {

@@ -16,6 +16,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { parse as parseDotenv } from 'dotenv'
 import { startIdp, DEMO_USERS } from '../../dev/idp.js'
+import { DEV_CLIENT_ID } from '../../dev/client-id.js'
 import { startUpstream } from '../../dev/upstream.js'
 import { startRedis, freePort } from '../helpers/redis.js'
 import { Browser, signIn } from '../helpers/browser.js'
@@ -24,7 +25,7 @@ import {
   environmentOf, envFilesOf, interpolate, type Stage
 } from '../helpers/deploy.js'
 
-const CLIENT_ID = 'artifact-test-client'
+const CLIENT_ID = DEV_CLIENT_ID
 const CLIENT_SECRET = 'artifact-test-secret-value-0123456789'
 const SESSION_SECRET = 'artifact-test-session-secret-0123456789abcdef'
 const BOUND_MS = 45_000

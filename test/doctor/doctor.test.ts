@@ -10,15 +10,17 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { AddressInfo } from 'node:net'
 import { startIdp, DEMO_USERS, DEFAULT_TENANT_ID } from '../../dev/idp.js'
+import { DEV_CLIENT_ID } from '../../dev/client-id.js'
 import { startUpstream } from '../../dev/upstream.js'
 import { freePort, startRedis } from '../helpers/redis.js'
 import { runDoctor, secretValues } from '../../src/doctor/run.js'
 import { formatFinding, hasErrors, type Finding } from '../../src/doctor/findings.js'
 import { checkGraphScopes, checkRedirectUri, clockFindings, discoveryFindings, checkVariables } from '../../src/doctor/checks.js'
+import { httpGet } from '../../src/doctor/probes.js'
 import { IDENTITY_HEADERS } from '../../src/proxy/headers.js'
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
-const CLIENT_ID = 'doctor-test-client'
+const CLIENT_ID = DEV_CLIENT_ID
 const CLIENT_SECRET = 'doctor-client-secret-value-0123456789'
 const SESSION_SECRET = 'doctor-session-secret-0123456789-abcdefghij'
 const GATEWAY = 'http://localhost:3080'
@@ -317,6 +319,64 @@ t.test('Graph scopes and what they need consented', async t => {
   // Read from the environment directly, whether or not the gateway's configuration knows it yet.
   const viaRun = await runDoctor({ ...cleanEnv(), OPENID_GRAPH_SCOPES: 'User.Read,User.Read.All' })
   t.ok(viaRun.some(f => f.what === 'Graph scopes that need admin consent: User.Read.All'))
+})
+
+/**
+ * The real probe for loopback URLs; anything else is recorded and answered as this machine
+ * would (no DNS), so a test never reaches Entra and can tell whether the doctor tried to.
+ */
+function offlineGet (): { get: typeof httpGet, outside: string[] } {
+  const outside: string[] = []
+  const get: typeof httpGet = async (url, opts) => {
+    if (new URL(url).hostname === '127.0.0.1') return await httpGet(url, opts)
+    outside.push(url)
+    return { url, error: 'host name not found (DNS)', sentAt: Date.now(), receivedAt: Date.now() }
+  }
+  return { get, outside }
+}
+
+t.test("the guide's placeholders come first, each with its fix, and are not probed", async t => {
+  const env = {
+    ...cleanEnv(),
+    OPENID_CLIENT_ID: 'Your Application (client) ID',
+    OPENID_ISSUER: 'https://login.microsoftonline.com/Your Directory (tenant ID)/v2.0/'
+  }
+  const { get, outside } = offlineGet()
+  const findings = await runDoctor(env, { get })
+  const out = lines(findings, env)
+  t.match(out[0], /^ERROR OPENID_ISSUER contains spaces, so it still holds the guide's placeholder — set it to https:\/\/login\.microsoftonline\.com\/<tenant-id>\/v2\.0 with the Directory \(tenant\) ID/, out.join('\n'))
+  t.match(out[1], /^ERROR OPENID_CLIENT_ID contains spaces, so it still holds the guide's placeholder — copy the Application \(client\) ID from the app registration's Overview page in Entra/)
+  t.equal(only(findings, 'ERROR').length, 2, 'nothing else is wrong')
+  t.same(outside, [], 'the placeholder issuer is not probed')
+  t.notOk(out.some(l => /DNS|discovery document/.test(l)), 'no network finding hides the fix')
+  t.ok(out.findIndex(l => l.startsWith('OK the upstream')) > 1, 'the rest is still checked, after the placeholders')
+})
+
+t.test('a tenant that is not a GUID or a domain is its own finding, before any network finding', async t => {
+  const env = { ...cleanEnv(), OPENID_ISSUER: 'https://login.microsoftonline.com/Contoso/v2.0' }
+  const { get, outside } = offlineGet()
+  const findings = await runDoctor(env, { get })
+  const errors = only(findings, 'ERROR')
+  t.equal(errors.length, 1, lines(findings, env).join('\n'))
+  t.equal(findings[0], errors[0], 'it comes first')
+  t.match(errors[0]?.what, 'OPENID_ISSUER must name the Directory (tenant) ID after login.microsoftonline.com/ (got "Contoso")')
+  t.match(errors[0]?.fix, /^set it to https:\/\/login\.microsoftonline\.com\/<tenant-id>\/v2\.0 with the Directory \(tenant\) ID from the app registration's Overview page/)
+  t.same(outside, [], 'and it is not probed')
+
+  // A verified domain name is a tenant Entra knows: configuration loads, and the issuer is probed.
+  const near = { ...cleanEnv(), OPENID_ISSUER: 'https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0' }
+  const probe = offlineGet()
+  const nearFindings = await runDoctor(near, { get: probe.get })
+  t.equal(nearFindings[0]?.what, 'configuration loads: every variable present and well-formed')
+  t.same(probe.outside, ['https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0/.well-known/openid-configuration'])
+})
+
+t.test('a client id that is not a GUID is an ERROR, whatever the issuer', async t => {
+  const env = { ...cleanEnv(), OPENID_CLIENT_ID: 'gateway-test-client' }
+  const errors = only(await runDoctor(env), 'ERROR')
+  t.equal(errors.length, 1)
+  t.equal(errors[0]?.what, 'OPENID_CLIENT_ID must be a GUID, as every Application (client) ID is')
+  t.match(errors[0]?.fix, "copy the Application (client) ID from the app registration's Overview page in Entra")
 })
 
 t.test('likely mistakes loadConfig cannot see', async t => {

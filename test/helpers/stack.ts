@@ -8,6 +8,7 @@ import { loadConfig, type GatewayConfig } from '../../src/config.js'
 import { loggerOptions } from '../../src/logger.js'
 import type { GatewayStore } from '../../src/session/store.js'
 import { startIdp, DEMO_USERS, type Idp, type IdpUser } from '../../dev/idp.js'
+import { DEV_CLIENT_ID } from '../../dev/client-id.js'
 import { startUpstream, type UpstreamRequest } from '../../dev/upstream.js'
 
 /** What the stack needs of an upstream: the demo one or a test's own stand-in. */
@@ -15,7 +16,7 @@ export interface StackUpstream { url: string, requests: UpstreamRequest[], close
 import { freePort } from './redis.js'
 import { startGraph, type Graph, type StartGraphOptions } from '../../dev/graph.js'
 
-export const CLIENT_ID = 'gateway-test-client'
+export const CLIENT_ID = DEV_CLIENT_ID
 export const CLIENT_SECRET = 'gateway-test-secret-value-0123456789'
 export const SESSION_SECRET = 'test-session-secret-0123456789-abcdefghij'
 

@@ -46,7 +46,7 @@ t.test('X-Forwarded-Groups fits its budget', async t => {
 })
 
 t.test('tenants: multi-tenant issuers need an allow-list; single-tenant admits its own', async t => {
-  const env = { OPENID_CLIENT_ID: 'c', OPENID_CLIENT_SECRET: 's', OPENID_SESSION_SECRET: 'x'.repeat(32), DOMAIN_SERVER: 'https://chat.example.com', UPSTREAM_URL: 'http://api:3080' }
+  const env = { OPENID_CLIENT_ID: '8f7e6d5c-4b3a-4291-8c7d-6e5f4a3b2c1d', OPENID_CLIENT_SECRET: 's', OPENID_SESSION_SECRET: 'x'.repeat(32), DOMAIN_SERVER: 'https://chat.example.com', UPSTREAM_URL: 'http://api:3080' }
   for (const segment of ['common', 'organizations']) {
     try {
       loadConfig({ ...env, OPENID_ISSUER: `https://login.microsoftonline.com/${segment}/v2.0` })

@@ -3,7 +3,7 @@ import { loadConfig, ConfigError } from '../../src/config.js'
 
 const base = {
   OPENID_ISSUER: 'https://login.microsoftonline.com/11111111-2222-3333-4444-555555555555/v2.0/',
-  OPENID_CLIENT_ID: 'client-id',
+  OPENID_CLIENT_ID: '8f7e6d5c-4b3a-4291-8c7d-6e5f4a3b2c1d',
   OPENID_CLIENT_SECRET: 'client-secret-value',
   OPENID_SESSION_SECRET: 'x'.repeat(40),
   DOMAIN_SERVER: 'https://chat.example.com',
@@ -47,9 +47,9 @@ t.test("the guide's settings with their meaning and defaults", async t => {
 t.test('every configuration error is one line naming the variable', async t => {
   const cases: Array<[Record<string, string | undefined>, string]> = [
     [{ OPENID_ISSUER: undefined }, 'OPENID_ISSUER is not set'],
-    [{ OPENID_ISSUER: 'not a url' }, 'OPENID_ISSUER must be an absolute URL'],
+    [{ OPENID_ISSUER: 'login.microsoftonline.com/11111111-2222-3333-4444-555555555555/v2.0' }, 'OPENID_ISSUER must be an absolute URL'],
     [{ OPENID_ISSUER: 'http://login.example.com/t/v2.0' }, 'OPENID_ISSUER must use https://'],
-    [{ OPENID_ISSUER: 'https://login.microsoftonline.com/t/v2.0/.well-known/openid-configuration' }, 'not the .well-known'],
+    [{ OPENID_ISSUER: 'https://login.microsoftonline.com/11111111-2222-3333-4444-555555555555/v2.0/.well-known/openid-configuration' }, 'not the .well-known'],
     [{ OPENID_ISSUER: 'ftp://x/y' }, 'OPENID_ISSUER must start with https://'],
     [{ OPENID_CLIENT_ID: undefined }, 'OPENID_CLIENT_ID is not set'],
     [{ OPENID_CLIENT_SECRET: '' }, 'OPENID_CLIENT_SECRET is not set'],
@@ -92,4 +92,106 @@ t.test('all problems are reported at once', async t => {
   for (const name of ['OPENID_ISSUER', 'OPENID_CLIENT_ID', 'OPENID_CLIENT_SECRET', 'OPENID_SESSION_SECRET', 'DOMAIN_SERVER', 'UPSTREAM_URL']) {
     t.ok(problems.some(p => p.startsWith(name)), name)
   }
+})
+
+// LibreChat's "OpenID with Azure Entra" guide, exactly as it shows these lines.
+const GUIDE = {
+  OPENID_CLIENT_ID: 'Your Application (client) ID',
+  OPENID_CLIENT_SECRET: 'Your client secret',
+  OPENID_ISSUER: 'https://login.microsoftonline.com/Your Directory (tenant ID)/v2.0/',
+  OPENID_SESSION_SECRET: 'Any random string'
+}
+
+t.test("the guide's placeholders, pasted as is, do not start the gateway", async t => {
+  const one = (change: Record<string, string>): string => {
+    const problems = problemsOf({ ...base, ...change })
+    t.equal(problems.length, 1, `${JSON.stringify(change)} gives one line: ${problems.join(' | ')}`)
+    return problems[0] ?? ''
+  }
+  const clientId = one({ OPENID_CLIENT_ID: GUIDE.OPENID_CLIENT_ID })
+  t.match(clientId, /^OPENID_CLIENT_ID .*placeholder; copy the Application \(client\) ID from the app registration's Overview page/)
+  const issuer = one({ OPENID_ISSUER: GUIDE.OPENID_ISSUER })
+  t.match(issuer, /^OPENID_ISSUER .*placeholder; set it to https:\/\/login\.microsoftonline\.com\/<tenant-id>\/v2\.0 with the Directory \(tenant\) ID/)
+  const secret = one({ OPENID_CLIENT_SECRET: GUIDE.OPENID_CLIENT_SECRET })
+  t.match(secret, /^OPENID_CLIENT_SECRET .*placeholder; set it to the secret's Value/)
+  t.notMatch(secret, 'Your client secret', 'the secret is not echoed')
+
+  // The guide's whole block at once: one line per variable, each naming its own fix.
+  const all = problemsOf({ ...base, ...GUIDE })
+  t.same(all.map(p => /^[A-Z_]+/.exec(p)?.[0]).sort(), ['OPENID_CLIENT_ID', 'OPENID_CLIENT_SECRET', 'OPENID_ISSUER', 'OPENID_SESSION_SECRET'], all.join('\n'))
+})
+
+t.test('a client id that is not a GUID names the Application (client) ID', async t => {
+  for (const bad of ['gateway-test-client', 'client-id', '{8f7e6d5c-4b3a-4291-8c7d-6e5f4a3b2c1d}', 'api://8f7e6d5c-4b3a-4291-8c7d-6e5f4a3b2c1d', '8f7e6d5c-4b3a-4291-8c7d-6e5f4a3b2c1', 'abc8Q~secret.value-0123456789abcdefghijklm']) {
+    const problems = problemsOf({ ...base, OPENID_CLIENT_ID: bad })
+    t.equal(problems.length, 1, bad)
+    t.match(problems[0], /^OPENID_CLIENT_ID must be a GUID, as every Application \(client\) ID is; copy the Application \(client\) ID from/, bad)
+    t.notMatch(problems[0], bad, 'the value is not echoed (it may be the secret, pasted in the wrong field)')
+  }
+  t.equal(loadConfig({ ...base, OPENID_CLIENT_ID: '8F7E6D5C-4B3A-4291-8C7D-6E5F4A3B2C1D' }).clientId, '8F7E6D5C-4B3A-4291-8C7D-6E5F4A3B2C1D', 'upper case is a GUID too, kept as written')
+  t.equal(loadConfig({ ...base, OPENID_CLIENT_ID: ' 8f7e6d5c-4b3a-4291-8c7d-6e5f4a3b2c1d\n' }).clientId, '8f7e6d5c-4b3a-4291-8c7d-6e5f4a3b2c1d', 'surrounding whitespace is trimmed, not a placeholder')
+})
+
+t.test('an issuer on a Microsoft login host must name a tenant Entra knows', async t => {
+  const tenant = '11111111-2222-3333-4444-555555555555'
+  const refused = [
+    'https://login.microsoftonline.com/Contoso/v2.0', // the tenant's display name
+    'https://login.microsoftonline.com/tenant-id/v2.0',
+    'https://login.microsoftonline.com/%3Ctenant-id%3E/v2.0/', // the README's <tenant-id>, as a browser would copy it
+    'https://login.microsoftonline.com/{tenantid}/v2.0', // the metadata's template
+    'https://login.microsoftonline.com/v2.0',
+    'https://login.microsoftonline.com/',
+    `https://login.microsoftonline.com/${tenant.slice(0, -1)}/v2.0`,
+    'https://LOGIN.MicrosoftOnline.com/Contoso/v2.0',
+    'https://login.microsoftonline.us/Contoso/v2.0',
+    'https://login.chinacloudapi.cn/Contoso/v2.0',
+    'https://login.partner.microsoftonline.cn/Contoso/v2.0',
+    'https://login.microsoftonline.de/Contoso/v2.0',
+    'https://login.windows.net/Contoso/',
+    'https://sts.windows.net/Contoso/'
+  ]
+  for (const issuer of refused) {
+    const problems = problemsOf({ ...base, OPENID_ISSUER: issuer })
+    t.equal(problems.length, 1, `${issuer}: ${problems.join(' | ')}`)
+    t.match(problems[0], /^OPENID_ISSUER must name the Directory \(tenant\) ID after .*; set it to https:\/\/login\.microsoftonline\.com\/<tenant-id>\/v2\.0 with the Directory \(tenant\) ID from the app registration's Overview page/, issuer)
+  }
+  t.match(problemsOf({ ...base, OPENID_ISSUER: 'https://login.microsoftonline.com/{tenantid}/v2.0' })[0], 'got "{tenantid}"', 'the tenant is shown as written')
+
+  // Near misses that are real Entra issuers, and issuers of other hosts (not Entra's to judge).
+  const accepted: Array<[string, Record<string, string>?]> = [
+    [`https://login.microsoftonline.com/${tenant}/v2.0/`],
+    [`https://login.microsoftonline.com/${tenant.toUpperCase()}/v2.0`],
+    ['https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0/'],
+    ['https://login.microsoftonline.com/contoso.com/v2.0'],
+    ['https://login.microsoftonline.com/xn--mller-kva.de/v2.0'],
+    ['https://login.microsoftonline.com/common/v2.0', { OPENID_ALLOWED_TENANTS: tenant }],
+    ['https://login.microsoftonline.com/organizations/v2.0', { OPENID_ALLOWED_TENANTS: tenant }],
+    ['https://login.microsoftonline.com/consumers/v2.0', { OPENID_ALLOWED_TENANTS: '9188040d-6c67-4c5b-b112-36a304b66dad' }],
+    [`https://login.microsoftonline.us/${tenant}/v2.0`],
+    [`https://login.chinacloudapi.cn/${tenant}/v2.0`],
+    [`https://sts.windows.net/${tenant}/`],
+    [`http://127.0.0.1:49152/${tenant}/v2.0`], // the local test IdP
+    ['http://localhost:8080/realms/demo'],
+    ['https://contoso.b2clogin.com/contoso.onmicrosoft.com/B2C_1_signin/v2.0/']
+  ]
+  for (const [issuer, extra] of accepted) {
+    t.same(problemsOf({ ...base, OPENID_ISSUER: issuer, ...extra }), [], issuer)
+  }
+})
+
+t.test('a URL with spaces still holds a placeholder', async t => {
+  const cases: Array<[string, string]> = [
+    ['DOMAIN_SERVER', 'https://Your domain'],
+    ['DOMAIN_CLIENT', 'https://chat.example.com/Your path'],
+    ['UPSTREAM_URL', 'http://api:3080/ librechat'],
+    ['OPENID_POST_LOGOUT_REDIRECT_URI', 'https://chat.example.com/signed out'],
+    ['OPENID_IMAGE_URL', 'https://chat.example.com/Your logo.png'],
+    ['OPENID_ISSUER', 'https://login.microsoftonline.com/\t11111111-2222-3333-4444-555555555555/v2.0']
+  ]
+  for (const [name, value] of cases) {
+    const problems = problemsOf({ ...base, [name]: value })
+    t.equal(problems.length, 1, `${name}=${value}: ${problems.join(' | ')}`)
+    t.match(problems[0], new RegExp(`^${name} contains spaces, so it still holds (a|the guide's) placeholder; set it to `), name)
+  }
+  t.equal(loadConfig({ ...base, DOMAIN_SERVER: '  https://chat.example.com  ' }).publicOrigin, 'https://chat.example.com', 'spaces around a value are trimmed')
 })
