@@ -38,10 +38,13 @@ export async function rawConnect (port: number, host = '127.0.0.1'): Promise<Raw
   return { socket, received: () => data, until, closed }
 }
 
-/** True once `data` holds (at least) one whole response whose body length is given by Content-Length. */
+/** True once `data` holds (at least) one whole response: Content-Length or chunked. */
 export function hasWholeResponse (data: string): boolean {
   const head = data.indexOf('\r\n\r\n')
   if (head === -1) return false
-  const m = /\r\ncontent-length: (\d+)\r\n/i.exec(data.slice(0, head + 2))
-  return m !== null && data.length >= head + 4 + Number(m[1])
+  const headers = data.slice(0, head + 2)
+  const body = data.slice(head + 4)
+  if (/\r\ntransfer-encoding: chunked\r\n/i.test(headers)) return /(^|\r\n)0\r\n\r\n/.test(body)
+  const m = /\r\ncontent-length: (\d+)\r\n/i.exec(headers)
+  return m !== null && body.length >= Number(m[1])
 }
