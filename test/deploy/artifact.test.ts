@@ -27,6 +27,10 @@ const CLIENT_ID = 'artifact-test-client'
 const CLIENT_SECRET = 'artifact-test-secret-value-0123456789'
 const SESSION_SECRET = 'artifact-test-session-secret-0123456789abcdef'
 const BOUND_MS = 45_000
+// Two npm installs and a TypeScript build run here: minutes, not seconds, on a busy machine
+// (tap's default for a file is 120 s).
+t.setTimeout(600_000)
+
 /** PATH as the official node image sets it (the image's ENV). */
 const NODE_IMAGE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 

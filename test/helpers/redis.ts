@@ -71,7 +71,8 @@ export async function startRedis (): Promise<RedisServer> {
   return await withFreePort(startRedisOn)
 }
 
-async function startRedisOn (port: number): Promise<RedisServer> {
+/** redis-server on this port (a taken one fails with its "Address already in use" line). */
+export async function startRedisOn (port: number): Promise<RedisServer> {
   let child: ChildProcess
   try {
     child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] })
