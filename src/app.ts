@@ -41,8 +41,20 @@ export async function buildApp (config: GatewayConfig, opts: BuildOptions = {}):
     // Proxied bodies are streamed and not limited; this limit is for the gateway's own routes.
     bodyLimit: 64 * 1024,
     return503OnClosing: true,
-    // Streams may stay open for a long time; Node's default would cut a request at 300 s.
+    // Streams and uploads may last long: no limit on a whole request (Node's default cuts at
+    // 300 s) and none on a quiet socket (connectionTimeout 0), so nothing cuts a body or a stream.
     requestTimeout: 0,
+    connectionTimeout: 0,
+    // A client that is idle between requests, or never finishes its headers, holds a socket:
+    // both are bounded. Node checks the headers deadline every connectionsCheckingInterval
+    // (30 s by default, too coarse for a short deadline).
+    keepAliveTimeout: config.keepAliveTimeoutSeconds * 1000,
+    http: {
+      // Node checks headersTimeout against the requestTimeout it is created with.
+      requestTimeout: 0,
+      headersTimeout: config.headersTimeoutSeconds * 1000,
+      connectionsCheckingInterval: Math.min(30_000, config.headersTimeoutSeconds * 250)
+    },
     routerOptions: { ignoreDuplicateSlashes: false }
   })
 

@@ -34,6 +34,12 @@ export interface GatewayConfig {
   postLogoutRedirectUri: string
   port: number
   host: string
+  /** How long a SIGTERM waits for open requests (chat streams) before cutting them. */
+  shutdownTimeoutSeconds: number
+  /** A client must finish sending its request headers within this (slowloris). */
+  headersTimeoutSeconds: number
+  /** An idle keep-alive connection from a client is closed after this. */
+  keepAliveTimeoutSeconds: number
   upstreamUrl: string
   upstreamHealthPath: string
   /** An upstream that sends no response headers within this many seconds gets a 504 (bodies and streams have no timeout). */
@@ -282,6 +288,13 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig
   // --- the gateway itself
   const port = int('PORT', 3080, 0, 65535)
   const host = str('HOST') ?? '0.0.0.0'
+  // Below Docker's default stop timeout (10 s) with room for the last second of closing, so
+  // `docker stop` never ends in SIGKILL (compose's stop_grace_period stays above it).
+  const shutdownTimeoutSeconds = int('SHUTDOWN_TIMEOUT_SECONDS', 8, 0, 3600)
+  const headersTimeoutSeconds = int('HEADERS_TIMEOUT_SECONDS', 60, 1, 3600)
+  // Above the 60 s idle timeout of common load balancers (AWS ALB, nginx): the gateway must not
+  // close a connection the balancer is about to reuse, or that request fails with a 502.
+  const keepAliveTimeoutSeconds = int('KEEP_ALIVE_TIMEOUT_SECONDS', 72, 1, 3600)
   const upstreamRaw = required('UPSTREAM_URL', 'set it to the app behind the gateway, e.g. http://api:3080 for LibreChat in docker compose')
   const upstream = httpUrl('UPSTREAM_URL', upstreamRaw, 'http://api:3080')
   if (upstream !== undefined && (upstream.search !== '' || upstream.hash !== '')) {
@@ -428,6 +441,9 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig
     postLogoutRedirectUri,
     port,
     host,
+    shutdownTimeoutSeconds,
+    headersTimeoutSeconds,
+    keepAliveTimeoutSeconds,
     upstreamUrl: (upstream as URL).origin + (upstream as URL).pathname.replace(/\/+$/, ''),
     upstreamHealthPath,
     upstreamHeadersTimeoutSeconds,

@@ -3,7 +3,8 @@ import { config as loadDotenv } from 'dotenv'
 import { loadConfig, ConfigError, type GatewayConfig } from './config.js'
 import { buildApp } from './app.js'
 
-const SHUTDOWN_DEADLINE_MS = 10_000
+/** How often, during the drain, connections whose response has ended are closed. */
+const SWEEP_MS = 250
 
 async function main (): Promise<void> {
   loadDotenv({ quiet: true })
@@ -18,15 +19,22 @@ async function main (): Promise<void> {
     throw err
   }
   const app = await buildApp(config)
+  const deadlineMs = config.shutdownTimeoutSeconds * 1000
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
-      app.log.info({ event: 'shutdown', signal }, 'shutting down')
+      app.log.info({ event: 'shutdown', signal, timeoutSeconds: config.shutdownTimeoutSeconds }, 'shutting down')
+      // close() stops listening (new connections are refused; a request already on its way gets
+      // 503) and closes the idle connections of that moment. One whose response ends later would
+      // idle until the keep-alive timeout, so idle ones are swept until the end (only once no
+      // new connection can come: closing it would turn a refusal into a reset).
+      const sweep = setInterval(() => { if (!app.server.listening) app.server.closeIdleConnections() }, SWEEP_MS)
+      sweep.unref()
       // Open chat streams would hold close() for ever; past the deadline they are cut (the
-      // browser reconnects to another replica) so `docker stop` never ends in SIGKILL.
+      // browser reconnects to another replica), well within Docker's stop timeout.
       const deadline = setTimeout(() => {
-        app.log.warn({ event: 'shutdown_forced', afterMs: SHUTDOWN_DEADLINE_MS }, 'closing the connections still open')
+        app.log.warn({ event: 'shutdown_forced', afterMs: deadlineMs }, 'closing the connections still open')
         app.server.closeAllConnections()
-      }, SHUTDOWN_DEADLINE_MS)
+      }, deadlineMs)
       deadline.unref()
       app.close().then(() => process.exit(0), () => process.exit(1))
     })

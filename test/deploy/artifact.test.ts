@@ -8,17 +8,16 @@
 // redis-server for `redis`, and free loopback ports. It must answer /healthz and /readyz,
 // sign a user in with its sessions in Redis, and stop cleanly on SIGTERM.
 import t from 'tap'
-import { spawn, type ChildProcess } from 'node:child_process'
-import { once } from 'node:events'
 import { cp, mkdir, mkdtemp, readdir, rm, chmod, stat, symlink, unlink } from 'node:fs/promises'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { parse as parseDotenv } from 'dotenv'
 import { startIdp, DEMO_USERS } from '../../dev/idp.js'
 import { DEV_CLIENT_ID } from '../../dev/client-id.js'
 import { startUpstream } from '../../dev/upstream.js'
-import { startRedis, freePort } from '../helpers/redis.js'
+import { startRedis, withFreePort } from '../helpers/redis.js'
+import { startProcess, type Proc } from '../helpers/process.js'
 import { Browser, signIn } from '../helpers/browser.js'
 import {
   ROOT, read, parseDockerfile, dockerIgnore, parseCopy, parseEnv, execForm, loadCompose,
@@ -29,10 +28,16 @@ const CLIENT_ID = DEV_CLIENT_ID
 const CLIENT_SECRET = 'artifact-test-secret-value-0123456789'
 const SESSION_SECRET = 'artifact-test-session-secret-0123456789abcdef'
 const BOUND_MS = 45_000
+// Two npm installs and a TypeScript build run here: minutes, not seconds, on a busy machine
+// (tap's default for a file is 120 s).
+t.setTimeout(600_000)
+
+/** PATH as the official node image sets it (the image's ENV). */
+const NODE_IMAGE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 
 /**
- * An environment like a container's: nothing inherited from tap (NODE_OPTIONS loaders etc.),
- * only PATH and this machine's network settings (a build gets those as build args).
+ * A build step's environment: nothing inherited from tap (NODE_OPTIONS loaders etc.), only
+ * PATH and this machine's network settings (a build gets those as build args).
  */
 function baseEnv (): Record<string, string> {
   const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin' }
@@ -64,12 +69,9 @@ function parseRun (args: string): { mounts: Mount[], command: string } {
 }
 
 async function run (cmd: string[], cwd: string, env: Record<string, string>, label: string): Promise<void> {
-  const child = spawn(cmd[0] as string, cmd.slice(1), { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] })
-  let out = ''
-  child.stdout.on('data', (d: Buffer) => { out += d.toString() })
-  child.stderr.on('data', (d: Buffer) => { out += d.toString() })
-  const [code] = await once(child, 'exit') as [number | null]
-  if (code !== 0) throw new Error(`${label} exited with ${String(code)}:\n${out.slice(-4000)}`)
+  const proc = startProcess(cmd, { cwd, env })
+  const exit = await proc.exited
+  if (exit.code !== 0) throw proc.failure(label)
 }
 
 /** Copies src to dest, leaving out what .dockerignore excludes (rel = path in the context). */
@@ -187,12 +189,15 @@ async function envFiles (dir: string, rel = ''): Promise<string[]> {
   return found
 }
 
-async function poll (what: string, fn: () => Promise<boolean>, deadlineMs: number, child: ChildProcess): Promise<void> {
+async function poll (what: string, fn: () => Promise<boolean>, deadlineMs: number, proc: Proc): Promise<void> {
   const until = Date.now() + deadlineMs
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`the gateway exited (${child.exitCode}) while waiting for ${what}`)
+    if (proc.child.exitCode !== null || proc.child.signalCode !== null) {
+      await proc.exited // all of its output is read
+      throw proc.failure(`the gateway exited while waiting for ${what}`)
+    }
     if (await fn().catch(() => false)) return
-    if (Date.now() > until) throw new Error(`${what}: no success within ${deadlineMs} ms`)
+    if (Date.now() > until) throw proc.failure(`${what}: no success within ${deadlineMs} ms`)
     await new Promise(resolve => setTimeout(resolve, 100))
   }
 }
@@ -233,36 +238,13 @@ t.test('the Dockerfile builds an artifact that starts with the compose environme
   t.teardown(() => redis.stop())
   const upstream = await startUpstream()
   t.teardown(() => upstream.close())
-  const port = await freePort()
-  const origin = `http://127.0.0.1:${port}`
   const merged = { ...envFile, ...composeEnv }
   const callback = merged.OPENID_CALLBACK_URL ?? '/oauth/openid/callback'
-  const idp = await startIdp({
-    clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [origin + callback], post_logout_redirect_uris: [origin + '/'] }],
-    users: DEMO_USERS
-  })
-  t.teardown(() => idp.close())
-
   // Each replacement keeps the compose file's meaning: same service, this machine's address.
   const upstreamUrl = new URL(composeEnv.UPSTREAM_URL ?? '')
   t.equal(upstreamUrl.hostname, 'api', 'UPSTREAM_URL points at the api service')
   const redisUrl = new URL(composeEnv.REDIS_URL ?? '')
   t.equal(redisUrl.hostname, 'redis', 'REDIS_URL points at the redis service')
-  const replaced: Record<string, string> = {
-    UPSTREAM_URL: upstream.url + upstreamUrl.pathname.replace(/\/$/, ''),
-    REDIS_URL: `redis://127.0.0.1:${redis.port}${redisUrl.pathname}`,
-    HOST: '127.0.0.1',
-    PORT: String(port),
-    DOMAIN_SERVER: origin,
-    DOMAIN_CLIENT: origin + '/',
-    OPENID_ISSUER: idp.issuer + '/', // the guide's form, trailing slash
-    OPENID_CLIENT_ID: CLIENT_ID,
-    OPENID_CLIENT_SECRET: CLIENT_SECRET,
-    OPENID_SESSION_SECRET: SESSION_SECRET
-  }
-  const env: Record<string, string> = { ...baseEnv(), HOME: app, ...image.env, ...envFile, ...composeEnv, ...replaced }
-  t.equal(env.SESSION_STORE, 'redis', "compose's SESSION_STORE=redis is what runs")
-  t.equal(env.NODE_ENV, 'production', "the Dockerfile's NODE_ENV=production is what runs")
 
   // USER node: the files stay root's, the process is not root. Here: run as nobody when we can.
   const asUser: { uid?: number, gid?: number } = {}
@@ -274,27 +256,60 @@ t.test('the Dockerfile builds an artifact that starts with the compose environme
   t.comment(asUser.uid !== undefined ? 'the gateway runs as nobody (uid 65534) over root-owned files' : 'the gateway runs as this (non-root) user')
   const cmd = image.cmd ?? []
   t.equal(cmd[0], 'node', 'CMD runs node')
-  const child = spawn(process.execPath, cmd.slice(1), { cwd: app, env, stdio: ['ignore', 'pipe', 'pipe'], ...asUser })
-  let output = ''
-  child.stdout.on('data', (d: Buffer) => { output += d.toString() })
-  child.stderr.on('data', (d: Buffer) => { output += d.toString() })
-  const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>
-  t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL')
-      await exited
+
+  // The gateway is told its port (PORT, DOMAIN_SERVER, the IdP's redirect URI) before it binds
+  // it; should another process take the port meanwhile, it says EADDRINUSE and all of it starts
+  // again on another port.
+  const running = await withFreePort(async port => {
+    const origin = `http://127.0.0.1:${port}`
+    const idp = await startIdp({
+      clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [origin + callback], post_logout_redirect_uris: [origin + '/'] }],
+      users: DEMO_USERS
+    })
+    const replaced: Record<string, string> = {
+      UPSTREAM_URL: upstream.url + upstreamUrl.pathname.replace(/\/$/, ''),
+      REDIS_URL: `redis://127.0.0.1:${redis.port}${redisUrl.pathname}`,
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      DOMAIN_SERVER: origin,
+      DOMAIN_CLIENT: origin + '/',
+      OPENID_ISSUER: idp.issuer + '/', // the guide's form, trailing slash
+      OPENID_CLIENT_ID: CLIENT_ID,
+      OPENID_CLIENT_SECRET: CLIENT_SECRET,
+      OPENID_SESSION_SECRET: SESSION_SECRET
     }
+    // A container starts with the image's environment only: its ENV (the base image's PATH),
+    // the env_file, the service's environment:, and nothing of the test runner's.
+    const env: Record<string, string> = { PATH: NODE_IMAGE_PATH, HOME: app, ...image.env, ...envFile, ...composeEnv, ...replaced }
+    const gw = startProcess([process.execPath, ...cmd.slice(1)], { cwd: app, env, ...asUser })
+    try {
+      await poll('/healthz', async () => (await fetch(`${origin}/healthz`)).status === 200, BOUND_MS, gw)
+    } catch (err) {
+      await gw.kill()
+      await idp.close()
+      throw err
+    }
+    return { gw, idp, origin, env }
   })
+  const { gw, idp, origin, env } = running
+  t.teardown(() => idp.close())
+  t.teardown(() => gw.kill())
+  t.pass('/healthz 200')
+  t.equal(env.SESSION_STORE, 'redis', "compose's SESSION_STORE=redis is what runs")
+  t.equal(env.NODE_ENV, 'production', "the Dockerfile's NODE_ENV=production is what runs")
+  const environ = `/proc/${String(gw.child.pid)}/environ`
+  if (existsSync(environ)) {
+    const names = readFileSync(environ, 'utf8').split('\0').filter(Boolean).map(kv => kv.slice(0, kv.indexOf('=')))
+    t.same(names.filter(n => !(n in env)), [], 'the process has no variable it was not given (no NODE_OPTIONS, nothing of tap\'s)')
+  }
 
   try {
-    await poll('/healthz', async () => (await fetch(`${origin}/healthz`)).status === 200, BOUND_MS, child)
-    t.pass('/healthz 200')
     let last = ''
     await poll('/readyz', async () => {
       const res = await fetch(`${origin}/readyz`)
       last = await res.text()
       return res.status === 200
-    }, BOUND_MS, child)
+    }, BOUND_MS, gw)
     t.pass('/readyz 200')
     t.match(JSON.parse(last), { status: 'ready', checks: { idp: 'ok', session_store: 'ok', upstream: 'ok' } })
 
@@ -310,18 +325,17 @@ t.test('the Dockerfile builds an artifact that starts with the compose environme
     t.teardown(() => client.disconnect())
     t.ok((await client.dbsize()) > 0, 'the session lives in Redis (SESSION_STORE=redis from compose)')
   } catch (err) {
-    t.comment(`gateway output:\n${output.slice(-4000)}`)
+    t.comment(`gateway output:\n${gw.output().slice(-4000)}`)
     throw err
   }
 
-  // SIGTERM (docker stop): a clean exit, promptly.
-  child.kill('SIGTERM')
-  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000)
-  const [code, signal] = await exited
+  // SIGTERM (docker stop): a clean exit. The bound only keeps a hung process from outliving the test.
+  gw.child.kill('SIGTERM')
+  const timer = setTimeout(() => gw.child.kill('SIGKILL'), BOUND_MS)
+  const exit = await gw.exited
   clearTimeout(timer)
-  t.equal(signal, null, 'not killed')
-  t.equal(code, 0, 'exit code 0 after SIGTERM')
-  t.notMatch(output, /configuration error|failed to start/, 'no start-up error')
-  t.notMatch(output, new RegExp(`${CLIENT_SECRET}|${SESSION_SECRET}`), 'no secret in its output')
+  t.same(exit, { code: 0, signal: null }, 'exit code 0 after SIGTERM, not killed', { output: gw.output() })
+  t.notMatch(gw.output(), /configuration error|failed to start/, 'no start-up error')
+  t.notMatch(gw.output(), new RegExp(`${CLIENT_SECRET}|${SESSION_SECRET}`), 'no secret in its output')
   t.comment(`total ${((Date.now() - started) / 1000).toFixed(1)} s`)
 })

@@ -15,6 +15,14 @@ const LIBRECHAT = ['api', 'mongodb', 'meilisearch']
 /** A name that says "this holds a secret". */
 const SECRET_NAME = /SECRET|PASSWORD|PASSWD|PRIVATE|CREDENTIAL|(^|_)(KEY|IV|TOKEN)$/i
 
+/** Compose's duration format (`15s`, `1m30s`, `500ms`) in seconds. */
+function composeDuration (text: string): number {
+  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ms|us|h|m|s)/g)]
+  if (parts.length === 0 || parts.map(p => p[0]).join('') !== text) throw new Error(`not a compose duration: ${text}`)
+  const unit: Record<string, number> = { h: 3600, m: 60, s: 1, ms: 0.001, us: 0.000001 }
+  return parts.reduce((sum, p) => sum + Number(p[1]) * (unit[p[2] as string] as number), 0)
+}
+
 const isInternal = (network: string): boolean => compose.networks?.[network]?.internal === true
 const membersOf = (network: string): string[] => Object.keys(services).filter(s => networksOf(services[s] as ComposeService).includes(network))
 const svc = (name: string): ComposeService => {
@@ -249,6 +257,10 @@ t.test('config/.env.example as .env with the compose environment: only the secre
     OPENID_SESSION_SECRET: 'y'.repeat(64)
   }
   const config = loadConfig(filled)
+  // Past stop_grace_period Docker kills the gateway; it cuts open streams at its own deadline
+  // and allows itself one more second to close, which must both fit.
+  const grace = composeDuration(String(svc('gateway').stop_grace_period ?? '10s'))
+  t.ok(config.shutdownTimeoutSeconds + 1 < grace, `stop_grace_period (${grace} s) is above SHUTDOWN_TIMEOUT_SECONDS + 1 (${config.shutdownTimeoutSeconds + 1} s)`)
   t.equal(config.upstreamUrl, 'http://api:3080')
   t.equal(config.sessionStore, 'redis')
   t.equal(config.redirectUri, 'http://localhost:3080/oauth/openid/callback', 'the redirect URI to register: DOMAIN_SERVER + OPENID_CALLBACK_URL')

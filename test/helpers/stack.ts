@@ -13,7 +13,7 @@ import { startUpstream, type UpstreamRequest } from '../../dev/upstream.js'
 
 /** What the stack needs of an upstream: the demo one or a test's own stand-in. */
 export interface StackUpstream { url: string, requests: UpstreamRequest[], close: () => Promise<void> }
-import { freePort } from './redis.js'
+import { withFreePort } from './redis.js'
 import { startGraph, type Graph, type StartGraphOptions } from '../../dev/graph.js'
 
 export const CLIENT_ID = DEV_CLIENT_ID
@@ -64,7 +64,11 @@ export function logCapture (): { stream: Writable, logs: Array<Record<string, un
 }
 
 export async function startStack (opts: StackOptions = {}): Promise<Stack> {
-  const port = await freePort()
+  // The port goes into DOMAIN_SERVER and the IdP's redirect URIs before the gateway listens.
+  return await withFreePort(async port => await startStackOn(port, opts))
+}
+
+async function startStackOn (port: number, opts: StackOptions): Promise<Stack> {
   const origin = `http://127.0.0.1:${port}`
   const env = { ...opts.env }
   const callback = env.OPENID_CALLBACK_URL ?? '/oauth/openid/callback'
@@ -100,8 +104,16 @@ export async function startStack (opts: StackOptions = {}): Promise<Stack> {
     throw err
   }
   const capture = logCapture()
-  const app = await buildApp(config, { logger: { ...(loggerOptions(config) as object), stream: capture.stream }, store: opts.store })
-  await app.listen({ port, host: '127.0.0.1' })
+  let app: FastifyInstance | undefined
+  try {
+    app = await buildApp(config, { logger: { ...(loggerOptions(config) as object), stream: capture.stream }, store: opts.store })
+    await app.listen({ port, host: '127.0.0.1' })
+  } catch (err) {
+    // Nothing is left running, whether this fails for good or is retried on another port.
+    await app?.close().catch(() => {})
+    await stopOwn()
+    throw err
+  }
   return {
     idp,
     graph,

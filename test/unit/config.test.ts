@@ -30,6 +30,9 @@ t.test("the guide's settings with their meaning and defaults", async t => {
   t.equal(c.clientUrl, 'https://chat.example.com/')
   t.equal(c.postLogoutRedirectUri, 'https://chat.example.com/')
   t.equal(c.port, 3080)
+  t.equal(c.shutdownTimeoutSeconds, 8, "below Docker's 10 s stop timeout")
+  t.equal(c.headersTimeoutSeconds, 60)
+  t.equal(c.keepAliveTimeoutSeconds, 72, 'above the 60 s idle timeout of common load balancers')
   t.equal(c.sessionStore, 'memory')
   t.same(c.trustedProxies, [])
   t.equal(c.requiredRole, undefined)
@@ -57,6 +60,9 @@ t.test('every configuration error is one line naming the variable', async t => {
     [{ OPENID_SESSION_SECRET: 'Any random string' }, 'OPENID_SESSION_SECRET must be at least 32 characters'],
     [{ OPENID_SCOPE: 'profile email' }, 'OPENID_SCOPE must include "openid"'],
     [{ OPENID_CALLBACK_URL: 'oauth/cb' }, 'OPENID_CALLBACK_URL must be a path'],
+    [{ SHUTDOWN_TIMEOUT_SECONDS: '8s' }, 'SHUTDOWN_TIMEOUT_SECONDS must be a whole number'],
+    [{ HEADERS_TIMEOUT_SECONDS: '0' }, 'HEADERS_TIMEOUT_SECONDS must be a whole number from 1'],
+    [{ KEEP_ALIVE_TIMEOUT_SECONDS: '-1' }, 'KEEP_ALIVE_TIMEOUT_SECONDS must be a whole number'],
     [{ OPENID_CALLBACK_URL: '//evil/cb' }, 'OPENID_CALLBACK_URL must be a path'],
     [{ DOMAIN_SERVER: undefined }, 'DOMAIN_SERVER is not set'],
     [{ DOMAIN_SERVER: 'https://chat.example.com/app' }, 'DOMAIN_SERVER must be an origin without a path'],
