@@ -1,7 +1,7 @@
 // In-process session store: bounded (oldest evicted first) and expiring, so it cannot grow
 // without limit. Entries are kept serialized: a stored session never holds a live request.
 import type { Session } from 'fastify'
-import type { GatewayStore, StoredSession } from './store.js'
+import type { GatewayStore, HeldLock, StoredSession } from './store.js'
 import { ttlOf } from './store.js'
 
 interface Entry { data: string, expiresAt: number }
@@ -69,8 +69,8 @@ export class MemoryStore implements GatewayStore {
   async ping (): Promise<void> {}
 
   // One process: the refresh single-flight already serializes, so the lock is free.
-  async lock (): Promise<() => Promise<void>> {
-    return async () => {}
+  async lock (): Promise<HeldLock> {
+    return { release: async () => {}, extend: async () => true }
   }
 
   readonly #aux = new Map<string, Entry>()

@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto'
 import { Redis } from 'ioredis'
 import type { Session } from 'fastify'
-import type { GatewayStore, StoredSession } from './store.js'
+import type { GatewayStore, HeldLock, StoredSession } from './store.js'
 import { ttlOf } from './store.js'
 
 const CONNECT_WAIT_MS = 2000
@@ -74,7 +74,7 @@ export class RedisStore implements GatewayStore {
     await (await this.#ready()).ping()
   }
 
-  async lock (name: string, ttlMs: number, waitMs: number): Promise<() => Promise<void>> {
+  async lock (name: string, ttlMs: number, waitMs: number): Promise<HeldLock | undefined> {
     const c = await this.#ready()
     const key = `entra-gw:lock:${name}`
     const token = randomBytes(16).toString('hex')
@@ -83,13 +83,19 @@ export class RedisStore implements GatewayStore {
     // Another replica holds it while it refreshes; poll briefly rather than refresh twice
     // (a second refresh with a rotated-away refresh token would end the session).
     while ((await c.set(key, token, 'PX', ttlMs, 'NX')) === null) {
-      if (Date.now() >= deadline) throw new Error(`lock ${name} is held elsewhere`)
+      if (Date.now() + delay > deadline) return undefined
       await new Promise(resolve => setTimeout(resolve, delay))
       delay = Math.min(delay * 2, 200)
     }
-    return async () => {
-      // Release only our own lock (it may have expired and been taken by another replica).
-      await c.eval("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end", 1, key, token)
+    return {
+      // Only our own lock: it may have lapsed and been taken by another replica.
+      release: async () => {
+        await c.eval("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end", 1, key, token)
+      },
+      extend: async () => {
+        const kept = await c.eval("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end", 1, key, token, ttlMs)
+        return kept === 1
+      }
     }
   }
 

@@ -6,10 +6,11 @@ export interface GatewayStore extends SessionStore {
   /** Resolves when the store answers; used by /readyz. */
   ping: () => Promise<void>
   /**
-   * Holds `name` exclusively among every gateway sharing this store (token refresh), waiting
-   * up to `waitMs`; resolves to a release function. In-process only for the memory store.
+   * Holds `name` exclusively among every gateway sharing this store (token refresh) for `ttlMs`,
+   * waiting up to `waitMs` for it (0: one attempt); resolves to the held lock, or undefined when
+   * another holder kept it all that time. In-process only for the memory store.
    */
-  lock: (name: string, ttlMs: number, waitMs: number) => Promise<() => Promise<void>>
+  lock: (name: string, ttlMs: number, waitMs: number) => Promise<HeldLock | undefined>
   /**
    * A side entry next to a session (its sealed tokens), read only when needed, so the session
    * itself, which every request parses, stays small.
@@ -20,6 +21,14 @@ export interface GatewayStore extends SessionStore {
   /** Stores `value` under `key` unless one is there; resolves to the value kept (shared keys). */
   putIfAbsent: (key: string, value: string) => Promise<string>
   close: () => Promise<void>
+}
+
+/** A lock held in the store; it lapses by itself after its TTL (a holder that crashed). */
+export interface HeldLock {
+  /** Gives it up, if it is still ours (it may have lapsed and been taken by another holder). */
+  release: () => Promise<void>
+  /** Another TTL from now, for work that outlasts it; false when the lock is no longer ours. */
+  extend: () => Promise<boolean>
 }
 
 /** What @fastify/session hands a store: its own fields plus the cookie whose expiry bounds the entry. */
