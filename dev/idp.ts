@@ -50,7 +50,8 @@
  * jose for the resource. A code learns its resource when oidc-provider saves it (the
  * `authorization_code.saved` event, reading the request's scope through `Provider.ctx`).
  *
- * Test knobs on the returned Idp: `setDown`, `setSlow` (token endpoint latency),
+ * Test knobs on the returned Idp: `setDown`, `setSlow` (token endpoint latency), `holdTokenRequests`
+ * (token requests wait until the test releases them),
  * `revokeRefreshTokens` (invalid_grant on the next refresh, as after a password reset or
  * revokeSignInSessions), `tokenRequests` (token-endpoint calls per grant type).
  *
@@ -156,6 +157,11 @@ export interface Idp {
    * Other endpoints are not delayed. close() cuts delayed requests short.
    */
   setSlow(ms: number): void;
+  /**
+   * Holds every token-endpoint request of this grant type (counted on arrival, as always) until
+   * `release()`: a refresh as slow as a test needs, without timers. close() cuts held requests short.
+   */
+  holdTokenRequests(grantType?: string): TokenHold;
   /**
    * Revokes every refresh token issued so far to this user (by `username`, or login name):
    * each later use gets 400 invalid_grant (`AADSTS50173`), as after a password reset or
@@ -625,6 +631,9 @@ export async function startIdp (opts: StartIdpOptions): Promise<Idp> {
     setSlow (ms: number) {
       tokenEndpoint.setDelay(ms)
     },
+    holdTokenRequests (grantType = 'refresh_token') {
+      return tokenEndpoint.hold(grantType)
+    },
     revokeRefreshTokens (username: string, revokeOpts: { endSessions?: boolean } = {}) {
       const user = users.get(username) ?? findUserByLogin(username)
       if (!user) throw new Error(`revokeRefreshTokens: no user ${JSON.stringify(username)}`)
@@ -792,6 +801,13 @@ interface TokenRequestInfo {
   sticky?: ResourceScope[];
 }
 
+export interface TokenHold {
+  /** Resolves once `n` requests (in all) have been held. */
+  arrivals(n: number): Promise<void>;
+  /** Lets every held request (and later ones) through. */
+  release(): void;
+}
+
 interface TokenEndpoint {
   counts: TokenRequestCounts;
   /** Reads the request, answers what oidc-provider must not see, then hands a copy to it. */
@@ -801,6 +817,7 @@ interface TokenEndpoint {
   /** provider.on('authorization_code.saved'): remembers the resource a code was asked for. */
   onCodeSaved(code: { jti?: string }): void;
   setDelay(ms: number): void;
+  hold(grantType: string): TokenHold;
   cancelDelays(): void;
   markRevoked(refreshTokens: string[]): void;
 }
@@ -819,6 +836,7 @@ function makeTokenEndpoint (deps: {
   const counts: TokenRequestCounts = { authorization_code: 0, refresh_token: 0 }
   let delayMs = 0
   const sleepers = new Set<() => void>()
+  let held: { grantType: string; gate: Promise<void>; arrive: () => void } | undefined
   // Keyed by the request object handed to oidc-provider (Koa's ctx.req).
   const pending = new WeakMap<IncomingMessage, TokenRequestInfo>()
   const codeTargets = new Map<string, { scopes: ResourceScope[]; expiresAt: number }>()
@@ -849,6 +867,19 @@ function makeTokenEndpoint (deps: {
       sleepers.add(cancel)
     })
   }
+
+  /** Waits for `gate`, or rejects when the IdP closes. */
+  const waitFor = (gate: Promise<void>): Promise<void> => new Promise((resolve, reject) => {
+    const cancel = (): void => {
+      sleepers.delete(cancel)
+      reject(new Error('the IdP was closed'))
+    }
+    sleepers.add(cancel)
+    gate.then(() => {
+      sleepers.delete(cancel)
+      resolve()
+    }, reject)
+  })
 
   const scpFor = (target: ResourceScope[]): string[] => {
     const names = [...new Set(target.map((s) => s.name))]
@@ -906,6 +937,11 @@ function makeTokenEndpoint (deps: {
       }
       try {
         await pause(delayMs)
+        const hold = held
+        if (hold && hold.grantType === grantType) {
+          hold.arrive()
+          await waitFor(hold.gate)
+        }
       } catch {
         res.destroy()
         return
@@ -984,6 +1020,29 @@ function makeTokenEndpoint (deps: {
 
     setDelay (ms) {
       delayMs = Number.isFinite(ms) ? Math.min(Math.max(0, Math.floor(ms)), MAX_TOKEN_DELAY_MS) : 0
+    },
+
+    hold (grantType) {
+      let open!: () => void
+      const gate = new Promise<void>((resolve) => { open = resolve })
+      let count = 0
+      const waiters: Array<{ n: number; resolve: () => void }> = []
+      const arrive = (): void => {
+        count++
+        for (const w of waiters.filter((x) => x.n <= count)) {
+          waiters.splice(waiters.indexOf(w), 1)
+          w.resolve()
+        }
+      }
+      const hold = { grantType, gate, arrive }
+      held = hold
+      return {
+        arrivals: (n) => n <= count ? Promise.resolve() : new Promise<void>((resolve) => { waiters.push({ n, resolve }) }),
+        release () {
+          if (held === hold) held = undefined
+          open()
+        },
+      }
     },
 
     cancelDelays () {

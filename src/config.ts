@@ -79,6 +79,8 @@ export interface GatewayConfig {
   reuseTokens: boolean
   sessionMaxAgeSeconds: number
   tokenRefreshSkewSeconds: number
+  /** TTL of a session's refresh lock among replicas; its holder extends it while it works. */
+  refreshLockSeconds: number
   forwardAccessToken: boolean
   forwardAuthorizationBearer: boolean
   identitySigningKey: string | undefined
@@ -382,6 +384,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig
   const reuseTokens = bool('OPENID_REUSE_TOKENS', false)
   const sessionMaxAgeSeconds = int('SESSION_MAX_AGE_SECONDS', 7 * 24 * 3600, 60, 90 * 24 * 3600)
   const tokenRefreshSkewSeconds = int('TOKEN_REFRESH_SKEW_SECONDS', 300, 0, 3000)
+  const refreshLockSeconds = int('REFRESH_LOCK_SECONDS', 5, 1, 120)
   const forwardAccessToken = bool('FORWARD_ACCESS_TOKEN', graphScopes.length > 0)
   const forwardAuthorizationBearer = bool('FORWARD_AUTHORIZATION_BEARER', false)
   const identitySigningKey = str('IDENTITY_SIGNING_KEY')
@@ -471,6 +474,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig
     reuseTokens,
     sessionMaxAgeSeconds,
     tokenRefreshSkewSeconds,
+    refreshLockSeconds,
     forwardAccessToken,
     forwardAuthorizationBearer,
     identitySigningKey,

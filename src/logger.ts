@@ -2,7 +2,13 @@
 import type { FastifyServerOptions } from 'fastify'
 import type { GatewayConfig } from './config.js'
 
-/** Paths pino blanks out wherever they appear, in case an error or object carries them. */
+/**
+ * Paths pino blanks out, in case an error or object carries them. Only names that mean a secret
+ * wherever they appear get a wildcard: `code` and `state` do not (an error's `code` is
+ * ECONNREFUSED, and must stay readable). The authorization code and state travel in the
+ * callback's query string only: the `req` serializer below drops it, and these paths cover a
+ * parsed query or callback-parameters object, the only other shape they could be logged in.
+ */
 export const REDACT_PATHS = [
   'req.headers.authorization',
   'req.headers.cookie',
@@ -12,10 +18,14 @@ export const REDACT_PATHS = [
   '*.access_token',
   '*.refresh_token',
   '*.id_token',
-  '*.code',
-  '*.state',
   '*.code_verifier',
-  '*.client_secret'
+  '*.client_secret',
+  'query.code',
+  'query.state',
+  'req.query.code',
+  'req.query.state',
+  'params.code',
+  'params.state'
 ]
 
 interface RawRequestLike { method?: string, url?: string, socket?: { remoteAddress?: string } }

@@ -515,3 +515,28 @@ t.test('close() ends a token request delayed by setSlow', async t => {
   await t.rejects(request, 'the delayed request is cut off')
   t.ok(Date.now() - started < 5000, 'promptly')
 })
+
+t.test('holdTokenRequests: held until released; close() ends a held request', async t => {
+  const h = await harness(t)
+  const tokens = await h.signInAs('alice', 'openid offline_access')
+  const hold = h.idp.holdTokenRequests('refresh_token')
+  let settled = false
+  const refresh = client.refreshTokenGrant(h.config, tokens.refresh_token!).finally(() => { settled = true })
+  await hold.arrivals(1)
+  t.equal(settled, false, 'held')
+  hold.release()
+  const refreshed = await refresh
+  t.ok(refreshed.access_token, 'answered once released')
+  t.ok((await client.refreshTokenGrant(h.config, refreshed.refresh_token!)).access_token, 'later requests pass')
+
+  const idp = await startIdp({ clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: ['http://127.0.0.1:1/cb'] }], users: DEMO_USERS })
+  const again = idp.holdTokenRequests()
+  const cut = fetch(`${idp.issuer}/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: 'x', client_id: CLIENT_ID, client_secret: CLIENT_SECRET })
+  })
+  await again.arrivals(1)
+  await idp.close()
+  await t.rejects(cut, 'the held request is cut off')
+})

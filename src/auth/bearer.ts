@@ -1,5 +1,5 @@
-// API clients: `Authorization: Bearer <JWT>` issued by the configured issuer for this app
-// passes without a session, under the same rules. Any other bearer value (LibreChat's SPA
+// API clients: `Authorization: Bearer <JWT>`, an access token issued by the configured issuer
+// for this app's API (never its ID token), passes without a session, under the same rules. Any other bearer value (LibreChat's SPA
 // sends its own JWT) is not ours: it is left alone and the request is judged by its session.
 import fp from 'fastify-plugin'
 import { createRemoteJWKSet, decodeJwt, jwtVerify, errors as joseErrors, type JWTPayload } from 'jose'
@@ -37,6 +37,22 @@ export function expectedIssuers (config: Pick<GatewayConfig, 'issuer' | 'multiTe
   return out
 }
 
+/**
+ * Why a verified token for this app is still not an access token for its API, or undefined.
+ * An ID token for this client has the same iss and aud; only the claims tell them apart
+ * (Entra's guidance for APIs): `nonce`/`at_hash`/`c_hash` exist only in ID tokens, and an access
+ * token carries its permissions in `scp` (delegated) or `roles` (app-only).
+ */
+export function notAnAccessToken (claims: JWTPayload): string | undefined {
+  if (claims.nonce !== undefined || claims.at_hash !== undefined || claims.c_hash !== undefined) return 'this is an ID token, not an access token for this API'
+  const scp = claims.scp
+  const roles = claims.roles
+  const hasScp = typeof scp === 'string' && scp.trim() !== ''
+  const hasRoles = Array.isArray(roles) && roles.length > 0
+  if (!hasScp && !hasRoles) return 'the token has no scp or roles claim, so it is not an access token for this API'
+  return undefined
+}
+
 async function bearerPlugin (app: FastifyInstance, opts: { config: GatewayConfig }): Promise<void> {
   const { config } = opts
   const audiences = [config.clientId, `api://${config.clientId}`]
@@ -70,6 +86,8 @@ async function bearerPlugin (app: FastifyInstance, opts: { config: GatewayConfig
       if (err instanceof joseErrors.JWTClaimValidationFailed) return { kind: 'invalid', reason: `the token's ${err.claim} claim is not acceptable` }
       return { kind: 'invalid', reason: 'the token signature or format is not valid' }
     }
+    const notAccess = notAnAccessToken(payload)
+    if (notAccess !== undefined) return { kind: 'invalid', reason: notAccess }
     if (config.allowedTenants !== undefined && (tid === undefined || !config.allowedTenants.includes(tid))) {
       return { kind: 'invalid', reason: 'the token is from a tenant that may not use this application' }
     }

@@ -117,6 +117,9 @@ async function gatePlugin (app: FastifyInstance, opts: { config: GatewayConfig }
       if (isNavigation(request.method, request.headers)) return await app.signIn.requireSignIn(request, reply)
       return reply.code(401).headers(JSON_NO_STORE).send(JSON.stringify({ error: 'session_expired', message: 'Your session has ended; sign in again.', login_url: `${config.publicOrigin}/oauth2/sign_in` }))
     }
+    if (freshness === 'busy') {
+      return reply.problem({ status: 503, error: 'renewal_in_progress', message: 'Your session is being renewed by another gateway instance, which has not finished; please try again.', page: { title: 'Session renewal in progress', body: '<p>Your session needs renewing, and that is already under way elsewhere but has not finished yet. Please try again in a moment.</p>' } })
+    }
     if (freshness === 'unavailable') {
       return reply.problem({ status: 503, error: 'idp_unavailable', message: 'Your session could not be renewed because the sign-in service is not answering.', page: { title: 'Sign-in service unavailable', body: '<p>Your session needs renewing, but the sign-in service is not answering. Please try again in a minute.</p>' } })
     }

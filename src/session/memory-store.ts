@@ -12,7 +12,7 @@ export interface MemoryStoreOptions {
   sweepIntervalMs?: number
 }
 
-const FREE_LOCK: Lock = { release: async () => {}, extend: async () => {} }
+const FREE_LOCK: Lock = { release: async () => {}, extend: async () => true }
 
 export class MemoryStore implements GatewayStore {
   readonly kind = 'memory' as const

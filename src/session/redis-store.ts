@@ -153,7 +153,7 @@ export class RedisStore implements GatewayStore {
     return {
       // Only our own lock: it may have expired and been taken by another replica.
       release: async () => { await this.#run(async c => await c.eval(RELEASE, 1, key, token)) },
-      extend: async (ms: number) => { await this.#run(async c => await c.eval(EXTEND, 1, key, token, String(ms))) }
+      extend: async (ms = ttlMs) => await this.#run(async c => await c.eval(EXTEND, 1, key, token, String(ms))) === 1
     }
   }
 

@@ -20,8 +20,8 @@ export class StoreUnavailableError extends Error {
 export interface Lock {
   /** Lets go of the lock (only if still ours). */
   release: () => Promise<void>
-  /** Pushes the lock's expiry out again while the work takes longer than planned. */
-  extend: (ttlMs: number) => Promise<void>
+  /** Pushes the lock's expiry out again (by its TTL, or `ttlMs`); false when it was no longer ours. */
+  extend: (ttlMs?: number) => Promise<boolean>
 }
 
 export interface GatewayStore {

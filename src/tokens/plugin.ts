@@ -1,7 +1,9 @@
 // Keeping a session true: the access token is refreshed before it expires, and roles and
 // groups are re-read at every refresh and at least every AUTHZ_RECHECK_SECONDS. Exactly one
 // refresh runs per session however many requests arrive together: single-flight in this
-// process, and a lock in the session store across replicas.
+// process, and a lock in the session store across replicas. While another replica holds that
+// lock (or a crashed one left it), a still-valid token serves the request at once; only an
+// expired one waits for the lock.
 import fp from 'fastify-plugin'
 import { decodeJwt } from 'jose'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
@@ -12,8 +14,8 @@ import { resolveUser } from '../auth/user.js'
 import type { Claims } from '../auth/identity.js'
 import type { GraphOptions } from '../graph/client.js'
 
-/** What a request may do after the freshness check. */
-export type Freshness = 'ok' | 'ended' | 'unavailable'
+/** What a request may do after the freshness check ('busy': expired, and another replica kept the refresh lock). */
+export type Freshness = 'ok' | 'ended' | 'unavailable' | 'busy'
 
 export interface Tokens {
   readonly sealer: Sealer
@@ -46,8 +48,8 @@ declare module 'fastify' {
   }
 }
 
-const LOCK_TTL_MS = 15_000
-const LOCK_WAIT_MS = 10_000
+/** exclusive() could not have the lock in time. */
+const BUSY = Symbol('busy')
 /** After a failed refresh (IdP down), wait this long before trying again. */
 const RETRY_AFTER_FAILURE_MS = 15_000
 /** After Graph failed for an overage user, re-check this soon. */
@@ -62,6 +64,9 @@ async function tokensPlugin (app: FastifyInstance, opts: { config: GatewayConfig
     onResult: (ok: boolean) => app.metrics.graphCalls.inc({ result: ok ? 'success' : 'failure' })
   }
   const store = app.sessionStoreImpl
+  const lockTtlMs = config.refreshLockSeconds * 1000
+  /** A request with an expired token waits this long for the lock: past a crashed holder's TTL, plus a refresh. */
+  const lockWaitMs = 2 * lockTtlMs
   const inflight = new Map<string, Promise<Freshness>>()
   /** Session id → epoch ms before which a failed refresh is not retried. Bounded below. */
   const backoff = new Map<string, number>()
@@ -116,18 +121,29 @@ async function tokensPlugin (app: FastifyInstance, opts: { config: GatewayConfig
    * Runs fn exclusively for this session: after any earlier work on it in this process, under
    * the store's lock (other replicas), with the session re-read from the store first. Every
    * use of the refresh token goes through here, so a rotated token is never used twice.
+   * BUSY when another holder kept the lock for `waitMs`.
    */
-  async function exclusive<T> (request: FastifyRequest, fn: () => Promise<T>): Promise<T> {
+  async function exclusive<T> (request: FastifyRequest, fn: () => Promise<T>, waitMs = lockWaitMs): Promise<T | typeof BUSY> {
     const sid = request.session.sessionId
     const before = queues.get(sid) ?? Promise.resolve()
     const run = before.catch(() => {}).then(async () => {
-      const lock = await store.lock(`refresh:${sid}`, LOCK_TTL_MS, LOCK_WAIT_MS)
-      if (lock === undefined) throw new Error(`lock refresh:${sid} is held elsewhere`)
+      const lock = await store.lock(`refresh:${sid}`, lockTtlMs, waitMs)
+      if (lock === undefined) return BUSY
+      // A refresh (Graph paging, a slow IdP) may outlast the TTL: the lock is kept while it
+      // runs, or another replica would redeem the same refresh token meanwhile.
+      const keeper = setInterval(() => {
+        lock.extend().then(kept => {
+          if (!kept) request.log.warn({ event: 'refresh_lock_lost', ip: request.ip }, 'the refresh lock lapsed while in use')
+        }, () => {})
+      }, Math.max(100, Math.floor(lockTtlMs / 3)))
+      keeper.unref()
       try {
         await request.session.reload()
         return await fn()
       } finally {
-        await lock.release()
+        clearInterval(keeper)
+        // Not released (store down): it lapses by itself after its TTL.
+        await lock.release().catch(() => {})
       }
     })
     const tail: Promise<unknown> = run.catch(() => {}).then(() => { if (queues.get(sid) === tail) queues.delete(sid) })
@@ -137,9 +153,11 @@ async function tokensPlugin (app: FastifyInstance, opts: { config: GatewayConfig
 
   /** Leader work: under the store lock, with the newest session state from the store. */
   async function refresh (request: FastifyRequest): Promise<Freshness> {
+    const exp = request.session.accessExp
+    const stillValid = exp === undefined || exp * 1000 > Date.now()
     // Another replica may have refreshed (and rotated the refresh token) meanwhile: exclusive()
     // re-reads the session, and the work is skipped when it is no longer due.
-    return await exclusive(request, async () => {
+    const outcome = await exclusive(request, async (): Promise<Freshness> => {
       const now = Date.now()
       const s = request.session
       const user = s.user
@@ -174,7 +192,15 @@ async function tokensPlugin (app: FastifyInstance, opts: { config: GatewayConfig
         backoff.set(s.sessionId, now + RETRY_AFTER_FAILURE_MS)
         return tokenValid ? 'ok' : 'unavailable'
       }
-    })
+    }, stillValid ? 0 : lockWaitMs)
+    if (outcome !== BUSY) return outcome
+    // Another replica is refreshing, or crashed holding the lock: a valid token still serves,
+    // and the next request tries again (the lock lapses after its TTL).
+    if (stillValid) return 'ok'
+    const user = request.session.user
+    app.metrics.refreshes.inc({ result: 'lock_busy' })
+    request.log.warn({ event: 'refresh_failed', user: user?.userId, tenant: user?.tenantId, ip: request.ip, reason: 'lock_busy', waitedMs: lockWaitMs, stillValid }, 'token refresh failed')
+    return 'busy'
   }
 
   async function end (request: FastifyRequest, reason: string, idpError?: string): Promise<Freshness> {
@@ -210,7 +236,7 @@ async function tokensPlugin (app: FastifyInstance, opts: { config: GatewayConfig
   }
 
   async function withJar<T> (request: FastifyRequest, fn: (jar: TokenJar) => Promise<T>): Promise<T> {
-    return await exclusive(request, async () => {
+    const outcome = await exclusive(request, async () => {
       const set = await open(request)
       if (set === undefined) throw new RefreshError('no_refresh_token', 'the session holds no tokens')
       const jar = new TokenJar(await app.idp.get(), set)
@@ -221,6 +247,8 @@ async function tokensPlugin (app: FastifyInstance, opts: { config: GatewayConfig
         if (jar.set !== set) await putAux(request, jar.set)
       }
     })
+    if (outcome === BUSY) throw new Error('another gateway kept the session\'s refresh lock')
+    return outcome
   }
 
   app.decorate('tokens', { sealer, graph, isDue: (request: FastifyRequest) => due(request, Date.now()), ensureFresh, accessToken, open, keep, forget, withJar })

@@ -4,6 +4,9 @@ import { Browser, signIn } from '../helpers/browser.js'
 import { startStack } from '../helpers/stack.js'
 import { CLIENT_ID } from '../helpers/stack.js'
 import { DEMO_USERS } from '../../dev/idp.js'
+import { sessionId } from '../helpers/session.js'
+import { decodeJwt } from 'jose'
+import type { TokenSet } from '../../src/tokens/jar.js'
 
 const alice = DEMO_USERS.find(u => u.username === 'alice')!
 const json = { accept: 'application/json' }
@@ -39,7 +42,8 @@ t.test('bearer tokens: valid, expired, another audience, another tenant, not a J
   t.equal(otherTenant.status, 401)
   t.match((await otherTenant.json() as Record<string, string>).message, /tenant/)
 
-  const noRole = await call(`Bearer ${await stack.idp.signJwt({ ...claims, roles: [] })}`)
+  // A delegated token (scp, no roles: Entra omits an empty roles claim) for a user without the role.
+  const noRole = await call(`Bearer ${await stack.idp.signJwt({ ...claims, roles: undefined, scp: 'access_as_user' })}`)
   t.equal(noRole.status, 403, 'the same role rules apply')
 
   const forged = (await stack.idp.signJwt(claims)).replace(/\.[^.]+$/, '.AAAA')
@@ -56,4 +60,45 @@ t.test('bearer tokens: valid, expired, another audience, another tenant, not a J
   const spa = await browser.request(`${stack.url}/headers`, { headers: { ...json, authorization: 'Bearer librechat-own-jwt.x.y' } })
   t.equal(spa.status, 200)
   t.equal((await spa.json() as { headers: Record<string, string> }).headers.authorization, 'Bearer librechat-own-jwt.x.y')
+})
+
+t.test('an ID token is not an API token: refused with 401, never judged by the session', async t => {
+  const stack = await startStack({ env: { BEARER_AUTH: 'true', FORWARD_ACCESS_TOKEN: 'true', OPENID_REQUIRED_ROLE: 'ChatUser' } })
+  t.teardown(() => stack.close())
+  const browser = new Browser()
+  await signIn(browser, `${stack.url}/`, 'alice', 'alice')
+  // The real tokens the IdP issued at this sign-in, from the gateway's sealed side entry.
+  const sid = sessionId(browser, stack.url, stack.config.cookieName)
+  const set = stack.app.tokens.sealer.openJson(await stack.store.getAux(`tokens:${sid}`), `tokens:${sid}`) as TokenSet | undefined
+  if (set === undefined) throw new Error('no token side entry for the session')
+  const id = decodeJwt(set.idToken)
+  t.equal(id.aud, CLIENT_ID, 'the ID token names this client, as an access token does')
+  t.equal(id.iss, decodeJwt(set.accessToken).iss)
+  t.type(id.nonce, 'string')
+  t.same(id.roles, ['ChatUser'], 'and carries the app roles, as in Entra')
+  const call = async (authorization: string, cookie = false): Promise<Response> =>
+    await (cookie ? browser.request(`${stack.url}/api/messages`, { headers: { ...json, authorization } }) : fetch(`${stack.url}/api/messages`, { headers: { ...json, authorization } }))
+  const before = stack.upstream.requests.length
+
+  const attack = await call(`Bearer ${set.idToken}`)
+  t.equal(attack.status, 401, 'the ID token is refused')
+  t.match(attack.headers.get('www-authenticate') ?? '', /invalid_token.*ID token/)
+  t.match(await attack.json(), { error: 'invalid_token', message: /ID token, not an access token/ })
+  const withSession = await call(`Bearer ${set.idToken}`, true)
+  t.equal(withSession.status, 401, 'refused even next to a valid session: it looks like ours')
+  t.equal(stack.upstream.requests.length, before, 'nothing reached the upstream')
+  t.ok(stack.logs.some(l => l.reason === 'invalid_bearer' && /ID token/.test(String(l.detail))))
+
+  // The access token from the same sign-in: scp, no nonce, still accepted.
+  t.type(decodeJwt(set.accessToken).scp, 'string')
+  t.equal(decodeJwt(set.accessToken).nonce, undefined)
+  t.equal((await call(`Bearer ${set.accessToken}`)).status, 200, 'the access token passes')
+
+  const now = Math.floor(Date.now() / 1000)
+  const claims = { iss: stack.idp.issuer, aud: CLIENT_ID, sub: 's', oid: alice.oid, tid: stack.idp.tenantId, iat: now - 60, nbf: now - 60, exp: now + 600 }
+  const bare = await call(`Bearer ${await stack.idp.signJwt(claims)}`)
+  t.equal(bare.status, 401, 'neither scp nor roles: not an access token')
+  t.match(await bare.json(), { error: 'invalid_token', message: /no scp or roles/ })
+  t.equal((await call(`Bearer ${await stack.idp.signJwt({ ...claims, scp: 'access_as_user', roles: ['ChatUser'], nonce: 'n' })}`)).status, 401, 'a nonce marks an ID token even with scp')
+  t.equal((await call(`Bearer ${await stack.idp.signJwt({ ...claims, scp: 'access_as_user', roles: ['ChatUser'] })}`)).status, 200, 'delegated token with scp and roles')
 })

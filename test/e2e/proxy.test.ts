@@ -5,6 +5,7 @@ import type { StoredSession } from '../../src/session/store.js'
 import { Browser, signIn } from '../helpers/browser.js'
 import { startStack } from '../helpers/stack.js'
 import { MemoryStore } from '../../src/session/memory-store.js'
+import { freePort } from '../helpers/redis.js'
 
 class CountingStore extends MemoryStore {
   writes = 0
@@ -53,4 +54,22 @@ t.test('X-Forwarded-For is believed only from TRUSTED_PROXIES', async t => {
   t.equal(seen.headers['x-forwarded-for'], '203.0.113.7, 127.0.0.1')
   t.equal(seen.headers['x-forwarded-proto'], 'https')
   t.equal(seen.headers['x-forwarded-user'] !== undefined, true)
+})
+
+t.test('upstream down: a 502 and exactly one log line, with the socket error code readable', async t => {
+  // Nothing listens on this port: every proxied request meets ECONNREFUSED.
+  const port = await freePort()
+  const stack = await startStack({ upstream: { url: `http://127.0.0.1:${port}`, requests: [], close: async () => {} } })
+  t.teardown(() => stack.close())
+  const browser = new Browser()
+  const { response } = await signIn(browser, `${stack.url}/`, 'alice', 'alice')
+  t.equal(response.status, 502, 'signed in; the last hop, the app itself, is not answering')
+  const res = await browser.request(`${stack.url}/api/x`, { headers: { accept: 'application/json' } })
+  t.equal(res.status, 502)
+  const body = await res.json() as Record<string, string>
+  t.equal(body.error, 'upstream_unavailable')
+  const lines = stack.logs.filter(l => l.reqId === body.request_id)
+  t.equal(lines.length, 1, 'one log line for one failure')
+  t.match(lines[0], { event: 'upstream_error', level: 40, err: { code: 'ECONNREFUSED', message: /ECONNREFUSED/ } })
+  t.notOk(stack.rawLogs().includes('[redacted]'), 'nothing in these logs is a secret')
 })

@@ -4,11 +4,14 @@ import { Browser, signIn } from '../helpers/browser.js'
 import { startStack, CLIENT_SECRET, SESSION_SECRET } from '../helpers/stack.js'
 import { DEMO_USERS } from '../../dev/idp.js'
 import { Sealer } from '../../src/session/seal.js'
+import { sessionId } from '../helpers/session.js'
+import type { TokenSet } from '../../src/tokens/jar.js'
 
 const alice = DEMO_USERS.find(u => u.username === 'alice')!
 
 t.test('sign-in, return path and the headers the upstream receives', async t => {
-  const stack = await startStack()
+  // Every level on: no secret may reach the logs at any of them.
+  const stack = await startStack({ env: { LOG_LEVEL: 'trace' } })
   t.teardown(() => stack.close())
   const browser = new Browser()
 
@@ -68,8 +71,25 @@ t.test('sign-in, return path and the headers the upstream receives', async t => 
   const signInLog = stack.logs.find(l => l.event === 'sign_in')
   t.equal(signInLog?.user, alice.oid)
   const raw = stack.rawLogs()
-  for (const secret of [CLIENT_SECRET, SESSION_SECRET, browser.cookie(stack.url, stack.config.cookieName) ?? 'x'.repeat(20), authz.searchParams.get('state') ?? 'x'.repeat(20)]) {
-    t.notOk(raw.includes(secret), 'no secret, cookie or state in the logs')
+  const callback = new URL(chain.find(u => u.startsWith(`${stack.url}/oauth/openid/callback`)) ?? '')
+  const code = callback.searchParams.get('code')
+  t.ok(code !== null && code.length >= 20, 'the authorization code the IdP sent')
+  const sid = sessionId(browser, stack.url, stack.config.cookieName)
+  const tokens = stack.app.tokens.sealer.openJson(await stack.store.getAux(`tokens:${sid}`), `tokens:${sid}`) as TokenSet | undefined
+  t.ok(tokens?.refreshToken, 'the tokens the IdP issued')
+  const secrets = {
+    'client secret': CLIENT_SECRET,
+    'session secret': SESSION_SECRET,
+    cookie: browser.cookie(stack.url, stack.config.cookieName),
+    state: authz.searchParams.get('state'),
+    nonce: authz.searchParams.get('nonce'),
+    'authorization code': code,
+    'ID token': tokens?.idToken,
+    'access token': tokens?.accessToken,
+    'refresh token': tokens?.refreshToken
+  }
+  for (const [name, secret] of Object.entries(secrets)) {
+    t.ok(typeof secret === 'string' && secret.length >= 20 && !raw.includes(secret), `no ${name} in the logs`)
   }
   t.notOk(/eyJ[\w-]+\.eyJ/.test(raw), 'no JWT in the logs')
 })

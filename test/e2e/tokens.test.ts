@@ -1,13 +1,13 @@
 // Graph-ready tokens: Graph scopes at sign-in, forwarding, refresh exactly once (in one
 // process and across two on one Redis), invalid_grant, an IdP outage, the token endpoint,
 // tokens sealed at rest, secret rotation, and the signed identity.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose'
 import { Redis } from 'ioredis'
 import { Browser, signIn } from '../helpers/browser.js'
 import { startStack, type Stack } from '../helpers/stack.js'
 import { startRedis } from '../helpers/redis.js'
-import { editSession } from '../helpers/session.js'
+import { editSession, sessionId } from '../helpers/session.js'
 import { MemoryStore } from '../../src/session/memory-store.js'
 import { RedisStore } from '../../src/session/redis-store.js'
 import { DEMO_USERS } from '../../dev/idp.js'
@@ -75,19 +75,126 @@ t.test('two gateways on one Redis refresh a shared session once', async t => {
   const sid = decodeURIComponent(browser.cookie(a.url, a.config.cookieName) ?? '').split('.')[0] ?? ''
   const client = new Redis(redis.url)
   t.teardown(() => client.disconnect())
-  const key = `entra-gw:sess:${sid}`
-  const stored = JSON.parse(await client.get(key) ?? '{}') as Record<string, any>
-  stored.data.accessExp = Math.floor(Date.now() / 1000) + 10
-  await client.set(key, JSON.stringify(stored), 'PX', 3_600_000)
-  const refreshes = a.idp.tokenRequests.refresh_token
   const hit = async (url: string): Promise<string> => {
     const res = await fetch(`${url}/headers`, { headers: { ...json, cookie } })
     t.equal(res.status, 200)
     return (await res.json() as { headers: Record<string, string> }).headers['x-forwarded-access-token'] ?? ''
   }
+  const old = await hit(b.url)
+  const key = `entra-gw:sess:${sid}`
+  const stored = JSON.parse(await client.get(key) ?? '{}') as Record<string, any>
+  stored.data.accessExp = Math.floor(Date.now() / 1000) + 10
+  await client.set(key, JSON.stringify(stored), 'PX', 3_600_000)
+  const refreshes = a.idp.tokenRequests.refresh_token
   const tokens = await Promise.all(Array.from({ length: 40 }, async (_, i) => await hit(i % 2 === 0 ? a.url : b.url)))
   t.equal(a.idp.tokenRequests.refresh_token - refreshes, 1, 'one refresh across both replicas')
-  t.equal(new Set(tokens).size, 1)
+  // While one replica refreshes, the other serves the old token, still valid, without waiting.
+  const renewed = new Set(tokens.filter(x => x !== old))
+  t.equal(renewed.size, 1, 'one new token')
+  t.equal(await hit(b.url), [...renewed][0], 'afterwards both replicas forward the new one')
+  t.equal(await hit(a.url), [...renewed][0])
+})
+
+/** Alice signed in on a gateway with a Redis store; her stored session and refresh lock, at hand. */
+async function onRedis (t: Test, redisUrl: string, env: Record<string, string> = {}, opts: { idp?: Stack['idp'], upstream?: Stack['upstream'] } = {}): Promise<Stack> {
+  const stack = await startStack({ env: { SESSION_STORE: 'redis', REDIS_URL: redisUrl, REFRESH_LOCK_SECONDS: '1', FORWARD_ACCESS_TOKEN: 'true', ...env }, ...opts })
+  t.teardown(() => stack.close())
+  return stack
+}
+
+t.test('a refresh lock left by a crashed replica: a valid token is served at once, an expired one waits', async t => {
+  const redis = await startRedis()
+  t.teardown(() => redis.stop())
+  const stack = await onRedis(t, redis.url)
+  const browser = new Browser()
+  await signIn(browser, `${stack.url}/`, 'alice', 'alice')
+  const sid = sessionId(browser, stack.url, stack.config.cookieName)
+  const client = new Redis(redis.url)
+  t.teardown(() => client.disconnect())
+  const lockKey = `entra-gw:lock:refresh:${sid}`
+  const expiresIn = async (seconds: number): Promise<void> => await editSession(stack.store, browser, stack.url, stack.config.cookieName, s => { s.accessExp = Math.floor(Date.now() / 1000) + seconds })
+  const call = async (): Promise<Response> => await browser.request(`${stack.url}/headers`, { headers: json })
+  const old = (await forwarded(browser, stack))['x-forwarded-access-token']
+  const refreshes = (): number => stack.idp.tokenRequests.refresh_token
+  const before = refreshes()
+
+  // Due for refresh (within the skew) but valid; the replica that took the lock is gone.
+  await client.set(lockKey, 'crashed-replica', 'PX', 3_600_000)
+  await expiresIn(60)
+  for (let i = 0; i < 3; i++) {
+    const res = await call()
+    t.equal(res.status, 200, 'answered with the still-valid token')
+    t.equal((await res.json() as { headers: Record<string, string> }).headers['x-forwarded-access-token'], old)
+  }
+  t.equal(refreshes(), before, 'the IdP saw no refresh')
+  t.equal(await client.get(lockKey), 'crashed-replica', 'the lock was not taken over')
+  // Once the lock is gone, the next request refreshes.
+  await client.del(lockKey)
+  t.not((await forwarded(browser, stack))['x-forwarded-access-token'], old, 'refreshed on a later request')
+  t.equal(refreshes(), before + 1)
+
+  // Expired: worth waiting for the lock; held all that time, a 503 that says why.
+  await client.set(lockKey, 'crashed-replica', 'PX', 3_600_000)
+  await expiresIn(-1)
+  const busy = await call()
+  t.equal(busy.status, 503)
+  t.match(await busy.json(), { error: 'renewal_in_progress' })
+  t.equal(refreshes(), before + 1, 'no refresh while the lock is held')
+  t.ok(stack.logs.some(l => l.event === 'refresh_failed' && l.reason === 'lock_busy' && l.stillValid === false))
+  // A crashed replica's lock lapses after its TTL: the waiting request then refreshes.
+  await client.set(lockKey, 'crashed-replica', 'PX', 1000)
+  const after = await call()
+  t.equal(after.status, 200, 'served once the lock lapsed')
+  t.equal(refreshes(), before + 2)
+  t.not(await client.get(lockKey), 'crashed-replica')
+})
+
+t.test('a slow refresh keeps its lock past the TTL: the other replica does not refresh meanwhile', async t => {
+  const redis = await startRedis()
+  t.teardown(() => redis.stop())
+  const a = await onRedis(t, redis.url)
+  const b = await onRedis(t, redis.url, {}, { idp: a.idp, upstream: a.upstream })
+  const browser = new Browser()
+  await signIn(browser, `${a.url}/`, 'alice', 'alice')
+  const cookie = `${a.config.cookieName}=${browser.cookie(a.url, a.config.cookieName) ?? ''}`
+  const sid = sessionId(browser, a.url, a.config.cookieName)
+  const via = async (stack: Stack): Promise<Response> => await fetch(`${stack.url}/headers`, { headers: { ...json, cookie } })
+  const old = (await (await via(b)).json() as { headers: Record<string, string> }).headers['x-forwarded-access-token']
+
+  // Watch the lock key: SET (+ its expire), each extension (expire), a lapse (expired), release (del).
+  const client = new Redis(redis.url)
+  t.teardown(() => client.disconnect())
+  await client.config('SET', 'notify-keyspace-events', 'Kg$x')
+  const sub = new Redis(redis.url)
+  t.teardown(() => sub.disconnect())
+  const events: string[] = []
+  let onEvent = (): void => {}
+  sub.on('message', (_channel: string, event: string) => { events.push(event); onEvent() })
+  await sub.subscribe(`__keyspace@0__:entra-gw:lock:refresh:${sid}`)
+  const until = async (done: () => boolean): Promise<void> => await new Promise<void>(resolve => {
+    onEvent = () => { if (done()) resolve() }
+    onEvent()
+  })
+
+  await editSession(a.store, browser, a.url, a.config.cookieName, s => { s.accessExp = Math.floor(Date.now() / 1000) + 60 })
+  const refreshes = a.idp.tokenRequests.refresh_token
+  const hold = a.idp.holdTokenRequests('refresh_token')
+  const first = via(a)
+  await hold.arrivals(1)
+  // Four extensions at a third of the 1 s TTL each: the lock has lived past its TTL.
+  await until(() => events.filter(e => e === 'expire').length >= 5 || events.includes('expired') || events.includes('del'))
+  t.same(events.filter(e => e === 'expired' || e === 'del'), [], 'the lock never lapsed (nor was given up) while the refresh ran')
+  const second = await Promise.race([via(b), hold.arrivals(2).then(() => 'a second refresh reached the IdP')])
+  t.equal(typeof second === 'string' ? second : second.status, 200, 'the other replica served at once, without refreshing')
+  hold.release()
+  const res = await first
+  t.equal(res.status, 200)
+  const renewed = (await res.json() as { headers: Record<string, string> }).headers['x-forwarded-access-token']
+  t.not(renewed, old)
+  t.equal(a.idp.tokenRequests.refresh_token - refreshes, 1, 'the IdP saw exactly one refresh grant')
+  await until(() => events.includes('del'))
+  t.pass('released when done')
+  t.equal((await (await via(b)).json() as { headers: Record<string, string> }).headers['x-forwarded-access-token'], renewed, 'the other replica forwards the new token')
 })
 
 t.test('invalid_grant ends the session: 401 for API calls, a fresh sign-in for navigations', async t => {
