@@ -135,7 +135,9 @@ export function upstreamRequestHeaders (
       if (n === 'connection' && name.length === 10) connectionTokens = connectionTokens === undefined ? value : `${connectionTokens},${value}`
       continue
     }
-    if (FORWARDING.has(n)) {
+    // Every x-forwarded-* the client sends is dropped (the gateway's own are added below):
+    // a list of names would always miss the next one an app reads.
+    if (FORWARDING.has(n) || n.startsWith('x-forwarded-')) {
       if (conn.trusted && n === 'x-forwarded-for' && !name.includes('_')) priorFor = priorFor === undefined ? value : `${priorFor}, ${value}`
       continue
     }

@@ -75,7 +75,7 @@ async function upstreamPlugin (app: FastifyInstance, opts: { config: GatewayConf
     if (err instanceof ClientGone) return
     const timeout = err.code === 'UND_ERR_HEADERS_TIMEOUT'
     // Logged once, here, with the error's code (never its request headers).
-    request.log.warn({ event: 'upstream_error', code: err.code, detail: err.message, path: request.url.split('?', 1)[0] }, 'upstream request failed')
+    request.log.warn({ event: 'upstream_error', err: { code: err.code, message: err.message }, path: request.url.split('?', 1)[0] }, 'upstream request failed')
     if (reply.sent || reply.raw.headersSent) {
       reply.raw.destroy()
       return

@@ -51,11 +51,12 @@ t.test('fuzz: hostile requests against a running gateway', async t => {
   })
   const port = Number(new URL(stack.url).port)
   const cookieName = stack.config.cookieName
+  const loginCookieName = stack.config.loginCookieName
 
   const browser = new Browser()
   await signIn(browser, `${stack.url}/`, 'alice', 'alice')
   const session = browser.cookie(stack.url, cookieName)
-  // A browser that started signing in (three tabs) and never finished: its session holds login transactions.
+  // A browser that started signing in (three tabs) and never finished: its login cookie holds the transactions.
   const starter = new Browser()
   const pendingStates: string[] = []
   for (let i = 0; i < 3; i++) {
@@ -64,9 +65,9 @@ t.test('fuzz: hostile requests against a running gateway', async t => {
     if (state !== null) pendingStates.push(state)
     await res.arrayBuffer()
   }
-  const pending = starter.cookie(stack.url, cookieName)
+  const pending = starter.cookie(stack.url, loginCookieName)
   if (session === undefined || pending === undefined || pendingStates.length !== 3) throw new Error('setup: no session or pending sign-in cookie')
-  const wire: Wire = { port, cookieName, session, pending }
+  const wire: Wire = { port, cookieName, loginCookieName, session, pending }
   // The upstream's earlier requests (the page after sign-in) carry no case id.
   const seenBefore = upstream.requests.length
 
@@ -109,6 +110,7 @@ t.test('fuzz: hostile requests against a running gateway', async t => {
   const checkout = realpathSync(process.cwd())
   const exp: Expectations = {
     cookieName,
+    loginCookieName,
     signedIn: [signedIn, signedInPublic],
     anonymous,
     leaks: [...new Set([process.cwd(), checkout, dirname(realpathSync(join(checkout, 'node_modules'))), 'node_modules'])]

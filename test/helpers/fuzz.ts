@@ -193,6 +193,8 @@ export type Body =
 export interface Wire {
   port: number
   cookieName: string
+  /** The short-lived cookie that holds a browser's pending sign-ins. */
+  loginCookieName: string
   /** Cookie values as the jar holds them (as Set-Cookie sent them). */
   session: string
   pending: string
@@ -202,8 +204,8 @@ export interface Wire {
 export function cookieValues (c: FuzzCase, wire: Wire): string[] {
   const pairs = [...c.cookies]
   if (c.credential !== 'none') {
-    const value = c.credential === 'session' ? wire.session : wire.pending
-    pairs.splice(Math.min(c.cookieAt, pairs.length), 0, `${wire.cookieName}=${value}`)
+    const pair = c.credential === 'session' ? `${wire.cookieName}=${wire.session}` : `${wire.loginCookieName}=${wire.pending}`
+    pairs.splice(Math.min(c.cookieAt, pairs.length), 0, pair)
   }
   if (pairs.length === 0) return []
   return c.splitCookies ? pairs : [pairs.join(c.cookieSeparator)]
@@ -583,6 +585,7 @@ export function maybeRestricted (url: string): boolean {
 
 export interface Expectations {
   cookieName: string
+  loginCookieName: string
   /** The protected headers the upstream got for alice (on a proxied path and on a public one). */
   signedIn: Array<Record<string, string>>
   /** ... and for an anonymous request to a public path. */
@@ -661,7 +664,7 @@ export function upstreamViolations (c: FuzzCase, record: RecordedRequest, wire: 
     problems.push(...sameHeaders(got, exp.anonymous).map(p => `invariant 5 (anonymous): ${p} (${what})`))
   }
   const cookie = record.headers.cookie
-  if (typeof cookie === 'string' && cookie.split(';').some(p => p.split('=', 1)[0]?.trim() === exp.cookieName)) {
+  if (typeof cookie === 'string' && cookie.split(';').some(p => [exp.cookieName, exp.loginCookieName].includes(p.split('=', 1)[0]?.trim() ?? ''))) {
     problems.push(`invariant 5: the gateway's own cookie reached the upstream (${what})`)
   }
   return problems

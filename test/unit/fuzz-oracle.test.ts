@@ -6,11 +6,12 @@ import {
   upstreamViolations, type Expectations, type FuzzCase, type RawResponse, type RecordedRequest, type Wire
 } from '../helpers/fuzz.js'
 
-const wire: Wire = { port: 8080, cookieName: 'entra-gw', session: 'sid.sig', pending: 'pid.psig' }
+const wire: Wire = { port: 8080, cookieName: 'entra-gw', loginCookieName: 'entra-gw-login', session: 'sid.sig', pending: 'pid.psig' }
 const base: FuzzCase = { method: 'GET', target: '/', version: 'HTTP/1.1', lines: [], credential: 'none', cookies: [], cookieAt: 0, cookieSeparator: '; ', splitCookies: false, body: { kind: 'none' } }
 const gatewayHop = { 'x-forwarded-for': '127.0.0.1', 'x-forwarded-proto': 'http', 'x-forwarded-host': '127.0.0.1:8080' }
 const exp: Expectations = {
   cookieName: 'entra-gw',
+  loginCookieName: 'entra-gw-login',
   signedIn: [{ ...gatewayHop, 'x-forwarded-user': 'alice-oid', 'x-forwarded-email': 'alice@contoso.example' }],
   anonymous: gatewayHop,
   leaks: ['/work/checkout', 'node_modules']
