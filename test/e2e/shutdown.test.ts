@@ -9,12 +9,13 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startIdp, DEMO_USERS, type Idp } from '../../dev/idp.js'
+import { DEV_CLIENT_ID } from '../../dev/client-id.js'
 import { startLibreChat, type LibreChatStandIn } from '../helpers/librechat.js'
 import { startProcess, listeningOrigin, type Proc } from '../helpers/process.js'
 import { rawConnect, hasWholeResponse } from '../helpers/sockets.js'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
-const CLIENT_ID = 'shutdown-test-client'
+const CLIENT_ID = DEV_CLIENT_ID
 const CLIENT_SECRET = 'shutdown-test-secret-value-0123456789'
 const SESSION_SECRET = 'shutdown-test-session-secret-0123456789abcdef'
 const STREAM = '/api/agents/chat/stream/1'
