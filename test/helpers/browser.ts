@@ -27,6 +27,12 @@ const NAVIGATE_HEADERS = {
   'sec-fetch-mode': 'navigate'
 }
 
+export interface BrowserOptions {
+  navigate?: boolean
+  /** Requests to `publicOrigin` go to `gateway` over plain http with X-Forwarded-Proto: https. */
+  tlsProxy?: { publicOrigin: string, gateway: string }
+}
+
 export class Browser {
   /**
    * Cookies per `host:port` (name -> cookie). Path and Domain attributes are ignored on
@@ -34,15 +40,25 @@ export class Browser {
    * the tests independent of cookie paths.
    */
   readonly jar = new Map<string, Map<string, StoredCookie>>()
+  /** Every response this browser received: its URL (as requested), status and Set-Cookie headers. */
+  readonly history: Array<{ url: string, status: number, setCookies: string[] }> = []
   readonly #navigate: boolean
+  readonly #proxy: BrowserOptions['tlsProxy']
 
-  constructor (opts: { navigate?: boolean } = {}) {
+  constructor (opts: BrowserOptions = {}) {
     this.#navigate = opts.navigate ?? true
+    this.#proxy = opts.tlsProxy
   }
 
   /** One hop: no redirect following; sends and stores cookies. */
   async request (url: string, init: BrowserRequestInit = {}): Promise<Response> {
-    const target = new URL(url)
+    let target = new URL(url)
+    const proxy = this.#proxy
+    if (proxy !== undefined && target.origin === proxy.publicOrigin) {
+      // What a TLS-terminating proxy in front does: plain http to the gateway, saying https.
+      target = new URL(target.pathname + target.search, proxy.gateway)
+      init = { ...init, headers: { ...init.headers, 'x-forwarded-proto': 'https', 'x-forwarded-host': new URL(proxy.publicOrigin).host } }
+    }
     const method = (init.method ?? 'GET').toUpperCase()
     const headers = new Headers()
     // What a browser sends for a top-level navigation; gateways answer these with redirects
@@ -58,6 +74,7 @@ export class Browser {
       body: method === 'GET' || method === 'HEAD' ? undefined : init.body,
       redirect: 'manual'
     })
+    this.history.push({ url, status: response.status, setCookies: response.headers.getSetCookie() })
     this.#store(target.host, response.headers.getSetCookie())
     return response
   }
