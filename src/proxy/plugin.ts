@@ -53,8 +53,11 @@ export default async function proxyPlugin (app: FastifyInstance, opts: { config:
     const raw = request.raw as UpgradeRequest
     const parked = raw[kUpgrade]
     const f = { request, reply, headers: headersFor(request), beforeHead: logoutCoupling(request) }
-    if (parked !== undefined) app.upstream.upgrade(f, parked.socket, parked.head)
-    else app.upstream.forward(f)
+    if (parked === undefined) app.upstream.forward(f)
+    else if (/^websocket$/i.test(String(request.headers.upgrade))) app.upstream.upgrade(f, parked.socket, parked.head)
+    // Any other Upgrade (h2c, ...) is not ours to grant: an ordinary request, answered on the
+    // socket Node handed over (its body, if any, is not read: Node stopped parsing there).
+    else app.upstream.forward({ ...f, noBody: true })
     return reply
   }
 

@@ -21,6 +21,8 @@ export interface Forward {
   headers: string[]
   /** Runs once the upstream's status is known, before the head is written (logout coupling); may add Set-Cookie. */
   beforeHead?: (statusCode: number) => Promise<string | undefined>
+  /** Send no body whatever the headers say (a request Node stopped parsing at an Upgrade). */
+  noBody?: boolean
 }
 
 export interface Upstream {
@@ -182,7 +184,7 @@ async function upstreamPlugin (app: FastifyInstance, opts: { config: GatewayConf
       method: request.method,
       path: basePath + request.url,
       headers: f.headers,
-      body: hasBody(request) ? request.raw : null
+      body: f.noBody !== true && hasBody(request) ? request.raw : null
     }, handler)
   }
 

@@ -5,6 +5,9 @@ import { join } from 'node:path'
 import { Browser, signIn } from '../helpers/browser.js'
 import { startStack, CLIENT_ID, CLIENT_SECRET } from '../helpers/stack.js'
 import { startIdp, DEMO_USERS } from '../../dev/idp.js'
+import { createServer, type ServerResponse } from 'node:http'
+import { connect, type AddressInfo } from 'node:net'
+import { EventEmitter, once } from 'node:events'
 
 const alice = DEMO_USERS.find(u => u.username === 'alice')!
 const bob = DEMO_USERS.find(u => u.username === 'bob')!
@@ -54,7 +57,7 @@ t.test('sign-in floods: 5,000 anonymous navigations leave a signed-in user signe
     redirects += answers.filter(s => s === 302).length
   }
   t.equal(redirects, 5000, 'every anonymous navigation was sent to sign in')
-  t.equal((stack.store as { size: number }).size, 1, 'the store holds only the signed-in session')
+  t.equal((stack.store as unknown as { size: number }).size, 1, 'the store holds only the signed-in session')
   const res = await fetch(`${stack.url}/headers`, { headers: { ...json, cookie } })
   t.equal(res.status, 200, 'alice is still signed in')
 })
@@ -100,3 +103,185 @@ t.test('behind a trusted TLS proxy the sign-in sets one session cookie, with eve
   t.equal(login.length, 1, 'the used login transaction is cleared')
   t.match(login[0] ?? '', /Max-Age=0; .*; Secure/)
 })
+
+/** An upstream with a route that holds requests open until the test lets go, for the proxy's faults. */
+async function startHoldingUpstream (): Promise<{ url: string, requests: Array<Record<string, unknown>>, held: Set<ServerResponse>, arrivals: (n: number) => Promise<void>, closed: (n: number) => Promise<void>, close: () => Promise<void> }> {
+  const requests: Array<Record<string, unknown>> = []
+  const held = new Set<ServerResponse>()
+  const events = new EventEmitter()
+  let arrived = 0
+  let closedCount = 0
+  const server = createServer((req, res) => {
+    requests.push({ url: req.url, headers: req.headers })
+    if (req.url?.startsWith('/hang') === true || req.url?.startsWith('/stream') === true) {
+      if (req.url.startsWith('/stream')) {
+        res.writeHead(200, { 'content-type': 'text/event-stream' })
+        res.write('data: open\n\n')
+      }
+      held.add(res)
+      arrived++
+      events.emit('arrived')
+      res.once('close', () => { held.delete(res); closedCount++; events.emit('closed') })
+      return
+    }
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ headers: req.headers }))
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const until = async (name: string, ok: () => boolean): Promise<void> => {
+    while (!ok()) await once(events, name)
+  }
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    requests,
+    held,
+    arrivals: async (n) => { await until('arrived', () => arrived >= n) },
+    closed: async (n) => { await until('closed', () => closedCount >= n) },
+    close: async () => { server.closeAllConnections(); server.close(); await once(server, 'close') }
+  }
+}
+
+t.test('1,000 open streams through one gateway: the next request is answered; disconnects free them', async t => {
+  const upstream = await startHoldingUpstream()
+  t.teardown(() => upstream.close())
+  const stack = await startStack({ upstream: { url: upstream.url, requests: [], close: async () => {} } })
+  t.teardown(() => stack.close())
+  const browser = new Browser()
+  await signIn(browser, `${stack.url}/`, 'alice', 'alice')
+  const cookie = `${stack.config.cookieName}=${browser.cookie(stack.url, stack.config.cookieName) ?? ''}`
+  const streams = Array.from({ length: 1000 }, () => new AbortController())
+  const opened = streams.map(async (c, i) => {
+    const res = await fetch(`${stack.url}/stream/${i}`, { headers: { cookie, accept: 'text/event-stream' }, signal: c.signal })
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader()
+    await reader.read()
+    return reader
+  })
+  await Promise.all(opened)
+  await upstream.arrivals(1000)
+  t.equal(upstream.held.size, 1000, 'the upstream holds 1,000 streams from one gateway')
+  const next = await fetch(`${stack.url}/headers`, { headers: { cookie, ...json } })
+  t.equal(next.status, 200, 'and the next request is answered')
+  t.equal(((await next.json()) as { headers: Record<string, string> }).headers['x-forwarded-user'], alice.oid)
+  for (const c of streams) c.abort()
+  await upstream.closed(1000)
+  t.equal(upstream.held.size, 0, 'every stream whose client went away was closed upstream')
+})
+
+t.test('the upstream: a client gone while waiting aborts it, no headers in time is a 504, past the in-flight bound a prompt 503', async t => {
+  const upstream = await startHoldingUpstream()
+  t.teardown(() => upstream.close())
+  const stack = await startStack({ upstream: { url: upstream.url, requests: [], close: async () => {} }, env: { UPSTREAM_HEADERS_TIMEOUT_SECONDS: '1', UPSTREAM_MAX_CONCURRENT: '2' } })
+  t.teardown(() => stack.close())
+  const browser = new Browser()
+  await signIn(browser, `${stack.url}/`, 'alice', 'alice')
+  const cookie = `${stack.config.cookieName}=${browser.cookie(stack.url, stack.config.cookieName) ?? ''}`
+
+  // Waiting for headers, the client leaves: the upstream request is aborted at once.
+  const leaving = new AbortController()
+  const gone = fetch(`${stack.url}/hang/leave`, { headers: { cookie }, signal: leaving.signal }).catch(() => undefined)
+  await upstream.arrivals(1)
+  leaving.abort()
+  await gone
+  await upstream.closed(1)
+  t.pass('the upstream saw the abandoned request closed')
+
+  // No headers within UPSTREAM_HEADERS_TIMEOUT_SECONDS: 504, as JSON and as a page.
+  const slow = await fetch(`${stack.url}/hang/slow`, { headers: { cookie, ...json } })
+  t.equal(slow.status, 504)
+  t.equal(((await slow.json()) as Record<string, string>).error, 'upstream_timeout')
+  const slowPage = await fetch(`${stack.url}/hang/slow-page`, { headers: { cookie, accept: 'text/html' } })
+  t.equal(slowPage.status, 504)
+  t.match(await slowPage.text(), /did not answer in time/)
+  t.ok(stack.logs.some(l => l.event === 'upstream_error' && (l.err as { code?: string })?.code === 'UND_ERR_HEADERS_TIMEOUT'))
+
+  // Two streams in flight with UPSTREAM_MAX_CONCURRENT=2: the third is refused at once, and /readyz says why.
+  const holders = [new AbortController(), new AbortController()]
+  await Promise.all(holders.map(async (c, i) => {
+    const res = await fetch(`${stack.url}/stream/h${i}`, { headers: { cookie }, signal: c.signal })
+    await (res.body as ReadableStream<Uint8Array>).getReader().read()
+  }))
+  const busy = await fetch(`${stack.url}/headers`, { headers: { cookie, ...json } })
+  t.equal(busy.status, 503)
+  t.equal(busy.headers.get('retry-after'), '5')
+  t.equal(((await busy.json()) as Record<string, string>).error, 'gateway_busy')
+  const ready = await (await fetch(`${stack.url}/readyz`)).json() as { checks: Record<string, string> }
+  t.equal(ready.checks.upstream_capacity, 'down: at the in-flight request limit')
+  for (const c of holders) c.abort()
+  await upstream.closed(5)
+  const after = await fetch(`${stack.url}/headers`, { headers: { cookie, ...json } })
+  t.equal(after.status, 200, 'served again once streams end')
+})
+
+t.test('request targets, hop-by-hop and forwarding headers, LOGOUT_PATHS spellings', async t => {
+  const stack = await startStack()
+  t.teardown(() => stack.close())
+  const browser = new Browser()
+  await signIn(browser, `${stack.url}/`, 'alice', 'alice')
+  const cookie = `${stack.config.cookieName}=${browser.cookie(stack.url, stack.config.cookieName) ?? ''}`
+  const port = Number(new URL(stack.url).port)
+  for (const target of ['http://127.0.0.1/headers', '*']) {
+    const raw = await rawRequest(port, `GET ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: ${cookie}\r\nAccept: application/json\r\nConnection: close\r\n\r\n`)
+    t.match(raw, /^HTTP\/1\.1 400 /, `${target}: answered 400, not 500`)
+  }
+  const before = stack.upstream.requests.length
+  // Sent raw: fetch() itself refuses to send Keep-Alive or Upgrade.
+  const spoofed = ['Keep-Alive: timeout=5', 'Upgrade: h2c', 'Connection: keep-alive, Upgrade', 'X-Real-IP: 6.6.6.6', 'X-Client-IP: 6.6.6.6', 'X-Original-URL: /admin', 'X-Forwarded-Prefix: /evil', 'X_Forwarded_For: 6.6.6.6', 'X_Real_IP: 6.6.6.6', 'X-Forwarded-Server: evil']
+  const answer = await rawRequest(port, `GET /headers HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: ${cookie}\r\nAccept: application/json\r\n${spoofed.join('\r\n')}\r\n\r\n`, true)
+  t.match(answer, /^HTTP\/1\.1 200 /, 'Keep-Alive and Upgrade from the client do not break the proxy')
+  const got = stack.upstream.requests.slice(before).at(-1)?.headers as Record<string, string>
+  for (const name of ['keep-alive', 'upgrade', 'x-real-ip', 'x-client-ip', 'x-original-url', 'x-forwarded-prefix', 'x_forwarded_for', 'x_real_ip', 'x-forwarded-server']) {
+    t.equal(got[name], undefined, `${name} does not reach the upstream`)
+  }
+  t.equal(got['x-forwarded-for'], '127.0.0.1')
+
+  // LibreChat's logout, spelled as Express would still route it, ends the gateway session too.
+  for (const path of ['/api/auth/logout/', '/API/auth/logout']) {
+    const b = new Browser()
+    await signIn(b, `${stack.url}/`, 'alice', 'alice')
+    const out = await b.request(`${stack.url}${path}`, { method: 'POST', headers: json })
+    t.equal(out.status, 200)
+    t.equal(b.cookie(stack.url, stack.config.cookieName), undefined, `${path}: the gateway cookie is cleared`)
+    t.equal((await b.request(`${stack.url}/headers`, { headers: json })).status, 401, `${path}: signed out of the gateway`)
+  }
+})
+
+t.test('the IdP down during the callback: 503 idp_unavailable, and the sign-in can be retried', async t => {
+  const stack = await startStack()
+  t.teardown(() => stack.close())
+  const browser = new Browser()
+  browser.stopBefore = stack.config.redirectUri
+  const { chain } = await signIn(browser, `${stack.url}/c/new`, 'alice', 'alice')
+  const callback = chain.at(-1) ?? ''
+  t.ok(callback.startsWith(stack.config.redirectUri + '?code='), 'the IdP sent the browser back with a code')
+  stack.idp.setDown(true)
+  const failed = await browser.request(callback, { headers: { accept: 'text/html' } })
+  t.equal(failed.status, 503, 'an outage, not a refusal')
+  const page = await failed.text()
+  t.match(page, /could not be reached/)
+  t.match(page, /Try signing in again/)
+  t.ok(stack.logs.some(l => l.event === 'sign_in_failed' && l.reason === 'idp_unavailable'), 'logged as idp_unavailable')
+  t.notOk(stack.logs.some(l => l.event === 'sign_in_failed' && l.reason === 'token_invalid'), 'never as an invalid token')
+  stack.idp.setDown(false)
+  browser.stopBefore = undefined
+  const retry = /href="([^"]*sign_in[^"]*)"/.exec(page)?.[1]?.replaceAll('&amp;', '&') ?? ''
+  const again = await browser.follow(new URL(retry, stack.url).href)
+  t.equal(again.response.status, 200, 'trying again signs in')
+  t.equal(again.chain.at(-1), `${stack.url}/c/new`, 'and returns to the page the user wanted')
+})
+
+/** One request over a raw socket; with `untilBody`, returns once the JSON body has arrived (the connection stays open). */
+async function rawRequest (port: number, text: string, untilBody = false): Promise<string> {
+  const socket = connect(port, '127.0.0.1')
+  socket.write(text)
+  let out = ''
+  const done = new Promise<void>(resolve => {
+    socket.on('data', (d: Buffer) => {
+      out += d.toString()
+      if (untilBody && /\r\n\r\n[\s\S]*\}\s*$/.test(out)) resolve()
+    })
+    socket.once('close', () => resolve())
+  })
+  await done
+  socket.destroy()
+  return out
+}

@@ -42,6 +42,8 @@ export class Browser {
   readonly jar = new Map<string, Map<string, StoredCookie>>()
   /** Every response this browser received: its URL (as requested), status and Set-Cookie headers. */
   readonly history: Array<{ url: string, status: number, setCookies: string[] }> = []
+  /** follow() returns instead of requesting a URL that starts with this (the last chain entry). */
+  stopBefore: string | undefined
   readonly #navigate: boolean
   readonly #proxy: BrowserOptions['tlsProxy']
 
@@ -91,6 +93,11 @@ export class Browser {
       if (!isRedirect(response.status) || location === null) return { response, chain }
       const next = new URL(location, current)
       if (next.protocol !== 'http:' && next.protocol !== 'https:') return { response, chain }
+      // A test that wants to act before a hop (the IdP's redirect to the callback) stops here.
+      if (this.stopBefore !== undefined && next.href.startsWith(this.stopBefore)) {
+        chain.push(next.href)
+        return { response, chain }
+      }
       await response.body?.cancel()
       const method = (currentInit.method ?? 'GET').toUpperCase()
       // Browsers turn POST into GET on 301/302/303 and drop the body; 307/308 keep both.
