@@ -94,7 +94,7 @@ async function identityPlugin (app: FastifyInstance, opts: { config: GatewayConf
 
   app.decorate('identity', { tokenFor })
 
-  app.get('/oauth2/jwks.json', (_request, reply) => {
+  app.get('/oauth2/jwks.json', { config: { session: false } }, (_request, reply) => {
     reply.header('cache-control', 'public, max-age=300').send({ keys: key !== undefined ? [key.publicJwk] : [] })
   })
 }

@@ -40,12 +40,12 @@ async function pagesPlugin (app: FastifyInstance, opts: { config: GatewayConfig 
   })
 
   if (logo !== undefined) {
-    app.get('/oauth2/assets/logo', (_request, reply) => {
+    app.get('/oauth2/assets/logo', { config: { session: false } }, (_request, reply) => {
       reply.headers({ 'content-type': logo.type, 'cache-control': 'public, max-age=3600', 'x-content-type-options': 'nosniff', 'content-security-policy': "default-src 'none'" }).send(logo.body)
     })
   }
 
-  app.get('/oauth2/assets/gateway.css', (_request, reply) => {
+  app.get('/oauth2/assets/gateway.css', { config: { session: false } }, (_request, reply) => {
     reply.header('content-type', 'text/css; charset=utf-8').header('cache-control', 'public, max-age=3600').send(STYLESHEET)
   })
 }
