@@ -34,6 +34,7 @@ async function main (): Promise<void> {
       const deadline = setTimeout(() => {
         app.log.warn({ event: 'shutdown_forced', afterMs: deadlineMs }, 'closing the connections still open')
         app.server.closeAllConnections()
+        app.upstream.closeUpgraded()
       }, deadlineMs)
       deadline.unref()
       app.close().then(() => process.exit(0), () => process.exit(1))

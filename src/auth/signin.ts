@@ -159,6 +159,8 @@ async function signInPlugin (app: FastifyInstance, opts: { config: GatewayConfig
 
     // A new session id at sign-in: whatever id the browser had before (possibly planted)
     // is worth nothing afterwards.
+    // A browser signing in again (another account) leaves no tokens of its old session behind.
+    if (request.session.user !== undefined) await app.tokens.forget(request)
     await request.session.regenerate()
     request.session.user = user
     const maxAge = config.reuseTokens ? Math.min(config.sessionExpirySeconds, config.sessionMaxAgeSeconds) : config.sessionExpirySeconds

@@ -56,7 +56,7 @@ async function identityPlugin (app: FastifyInstance, opts: { config: GatewayConf
     // Generated once and kept (sealed) in the session store, so every replica signs with it.
     const { privateKey } = await generateKeyPair('ES256', { extractable: true })
     const candidate = app.tokens.sealer.sealJson(await exportJWK(privateKey), 'identity-signing-key')
-    const kept = await app.sessionStoreImpl.putIfAbsent('identity-signing-key', candidate).catch(() => candidate)
+    const kept = await app.sessionStoreImpl.putIfAbsent('identity-signing-key:v2', candidate).catch(() => candidate)
     const jwk = app.tokens.sealer.openJson(kept, 'identity-signing-key') as JWK | undefined
     key = await importSigningKey(JSON.stringify(jwk ?? await exportJWK(privateKey)))
   })

@@ -142,6 +142,8 @@ export function upstreamRequestHeaders (
       continue
     }
     if (n.charCodeAt(0) === 120 && isReservedHeader(n)) continue
+    // A header the gateway sets itself (Authorization with FORWARD_AUTHORIZATION_BEARER) is never the client's.
+    if (identity !== undefined && Object.hasOwn(identity, n)) continue
     if (n === 'cookie') {
       const rest = stripCookies(value, cookieNames)
       if (rest !== undefined) out.push(name, rest)

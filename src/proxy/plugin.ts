@@ -8,6 +8,7 @@ import proxyAddr from '@fastify/proxy-addr'
 import type { GatewayConfig } from '../config.js'
 import { upstreamRequestHeaders } from './headers.js'
 import { normalizePath } from '../policy/rules.js'
+import { serializeCookie } from '../session/cookies.js'
 
 /** An upgrade's socket and first bytes, parked on the raw request while the gate runs. */
 const kUpgrade = Symbol('entra-gateway.upgrade')
@@ -17,7 +18,9 @@ export default async function proxyPlugin (app: FastifyInstance, opts: { config:
   const { config } = opts
   const trust = proxyAddr.compile(config.trustedProxies)
   const cookieNames = [config.cookieName, config.loginCookieName]
+  const clearCookie = serializeCookie(config.cookieName, '', 0, { secure: config.secureCookies })
   const logoutRoutes = new Set(config.logoutPaths.map(l => `${l.method} ${l.path}`))
+  const logoutMethods = new Set(config.logoutPaths.map(l => l.method))
 
   // Bodies are streamed to the upstream as they arrive: never parsed, never limited.
   app.removeAllContentTypeParsers()
@@ -38,11 +41,17 @@ export default async function proxyPlugin (app: FastifyInstance, opts: { config:
    * LOGOUT_PATHS (LibreChat: POST /api/auth/logout), the gateway session ends with it.
    */
   function logoutCoupling (request: FastifyRequest): ((status: number) => Promise<string | undefined>) | undefined {
-    if (logoutRoutes.size === 0 || request.session?.user === undefined) return undefined
+    if (!logoutMethods.has(request.method) || request.session?.user === undefined) return undefined
     if (!logoutRoutes.has(`${request.method} ${normalizePath(request.url) ?? ''}`)) return undefined
     return async (status) => {
       if (status < 200 || status >= 300) return undefined
-      await app.signOut.endSession(request, 'upstream_logout')
+      try {
+        await app.signOut.endSession(request, 'upstream_logout')
+      } catch (err) {
+        // The app's logout stands; the browser drops the gateway cookie, the entry expires by itself.
+        request.log.warn({ event: 'sign_out_incomplete', reason: 'upstream_logout', detail: (err as Error).message }, 'the session store did not answer at sign-out')
+        return clearCookie
+      }
       const cookie = request.session.setCookie
       request.session.setCookie = undefined
       return cookie
@@ -66,6 +75,9 @@ export default async function proxyPlugin (app: FastifyInstance, opts: { config:
   // Upgrades (WebSockets) are routed like any request, so they pass the same hooks and gate;
   // a refusal is written to the socket as an ordinary HTTP answer.
   app.server.on('upgrade', (req: UpgradeRequest, socket: Duplex, head: Buffer) => {
+    // Node removed its own error listener when it handed the socket over: without one, a
+    // client that resets the connection during the gate would crash the process.
+    socket.on('error', () => { socket.destroy() })
     req[kUpgrade] = { socket, head }
     const res = new ServerResponse(req)
     res.assignSocket(socket as never)

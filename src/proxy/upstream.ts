@@ -29,6 +29,8 @@ export interface Upstream {
   forward: (f: Forward) => void
   /** A WebSocket (or other) upgrade, the client's socket handed over after the gate. */
   upgrade: (f: Forward, socket: Duplex, head: Buffer) => void
+  /** Ends every open WebSocket (the shutdown deadline: Node's closeAllConnections leaves upgraded sockets). */
+  closeUpgraded: () => void
   /** Requests in flight right now, and whether new ones are being refused. */
   readonly inflight: number
   readonly saturated: boolean
@@ -70,6 +72,7 @@ async function upstreamPlugin (app: FastifyInstance, opts: { config: GatewayConf
   })
   app.addHook('onClose', async () => { await pool.destroy() })
   const limit = config.upstreamMaxConcurrent
+  const upgraded = new Set<Duplex>()
   let inflight = 0
 
   function fail (f: Forward, err: Error & { code?: string }): void {
@@ -200,6 +203,8 @@ async function upstreamPlugin (app: FastifyInstance, opts: { config: GatewayConf
         if (socket.destroyed) { upstreamSocket.destroy(); return }
         socket.write(upgradeHead(headers, request.session?.setCookie))
         if (head.length > 0) upstreamSocket.write(head)
+        upgraded.add(socket)
+        socket.once('close', () => upgraded.delete(socket))
         upstreamSocket.on('error', () => socket.destroy())
         socket.on('error', () => upstreamSocket.destroy())
         upstreamSocket.on('close', () => socket.destroy())
@@ -216,6 +221,7 @@ async function upstreamPlugin (app: FastifyInstance, opts: { config: GatewayConf
   app.decorate('upstream', {
     forward,
     upgrade,
+    closeUpgraded: () => { for (const s of upgraded) s.destroy() },
     get inflight () { return inflight },
     get saturated () { return inflight >= limit }
   })

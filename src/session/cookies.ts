@@ -4,9 +4,17 @@
 function findName (header: string, name: string, from: number): number {
   const needle = name + '='
   let i = header.indexOf(needle, from)
-  // A match counts only at the start of a cookie pair, so `entra-gw` never matches `x-entra-gw`.
-  while (i > 0 && header[i - 1] !== ' ' && header[i - 1] !== ';') i = header.indexOf(needle, i + 1)
+  // A match counts only at the start of a cookie pair: at the start, or after `;` and spaces.
+  // So `entra-gw` never matches `x-entra-gw`, nor a look-alike planted inside another
+  // cookie's value (`x=a entra-gw=...`), which browsers allow.
+  while (i > 0 && !startsPair(header, i)) i = header.indexOf(needle, i + 1)
   return i
+}
+
+function startsPair (header: string, i: number): boolean {
+  let j = i - 1
+  while (j >= 0 && (header[j] === ' ' || header[j] === '\t')) j--
+  return j < 0 || header[j] === ';'
 }
 
 /** The value of cookie `name` in a Cookie header (percent-decoded), or undefined. */

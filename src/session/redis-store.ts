@@ -15,6 +15,8 @@ const COMMAND_TIMEOUT_MS = 2000
 /** How long a call waits for the first connection right after start. */
 const FIRST_CONNECT_WAIT_MS = 2000
 const PROBE_INTERVAL_MS = 500
+/** Replies meaning Redis is there but cannot serve sessions now. */
+const UNAVAILABLE_REPLIES = /^(READONLY|OOM|MISCONF|BUSY|MASTERDOWN|LOADING|CLUSTERDOWN|TRYAGAIN|NOREPLICAS)\b/
 
 export interface RedisStoreOptions {
   url: string
@@ -104,8 +106,12 @@ export class RedisStore implements GatewayStore {
     try {
       return await fn(c)
     } catch (err) {
-      // A reply error is Redis answering (a bug of ours); anything else is Redis not answering.
-      if (err instanceof ReplyError) throw err
+      // A reply error is Redis answering: unavailable when it says it cannot serve (a replica
+      // after failover, out of memory, ...), else a bug of ours. Anything else is Redis not answering.
+      if (err instanceof ReplyError) {
+        if (UNAVAILABLE_REPLIES.test((err as Error).message)) throw new StoreUnavailableError(`the session store refused: ${(err as Error).message}`, { cause: err })
+        throw err
+      }
       const reason = (err as Error).message
       this.#markDown(reason)
       throw new StoreUnavailableError(`the session store did not answer: ${reason}`, { cause: err })

@@ -3,6 +3,7 @@ import t from 'tap'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Browser, signIn } from '../helpers/browser.js'
+import { sessionId } from '../helpers/session.js'
 import { startStack, CLIENT_ID, CLIENT_SECRET } from '../helpers/stack.js'
 import { startIdp, DEMO_USERS } from '../../dev/idp.js'
 import { createServer, type ServerResponse } from 'node:http'
@@ -285,3 +286,33 @@ async function rawRequest (port: number, text: string, untilBody = false): Promi
   socket.destroy()
   return out
 }
+
+t.test('an upgrade whose client resets the connection during the gate does not take the gateway down', async t => {
+  const stack = await startStack()
+  t.teardown(() => stack.close())
+  const port = Number(new URL(stack.url).port)
+  for (let i = 0; i < 20; i++) {
+    const socket = connect(port, '127.0.0.1')
+    await once(socket, 'connect')
+    socket.write(`GET /ws/${i} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`)
+    socket.resetAndDestroy()
+    await once(socket, 'close')
+  }
+  t.equal((await fetch(`${stack.url}/healthz`)).status, 200, 'still up')
+})
+
+t.test('signing in again leaves no tokens of the old session behind', async t => {
+  const stack = await startStack()
+  t.teardown(() => stack.close())
+  const browser = new Browser()
+  await signIn(browser, `${stack.url}/`, 'alice', 'alice')
+  const first = sessionId(browser, stack.url, stack.config.cookieName)
+  t.ok(await stack.store.getAux(`tokens:${first}`), 'the first session has its tokens')
+  const again = await browser.follow(`${stack.url}/oauth2/sign_in?prompt=select_account`).catch(() => undefined)
+  t.ok(again)
+  await signIn(browser, `${stack.url}/oauth2/sign_in?prompt=login`, 'alice', 'alice')
+  const second = sessionId(browser, stack.url, stack.config.cookieName)
+  t.not(second, first, 'a new session id')
+  t.equal(await stack.store.getAux(`tokens:${first}`), undefined, 'the old session\'s tokens are gone')
+  t.equal(await stack.store.get(first), undefined, 'and so is the old session')
+})

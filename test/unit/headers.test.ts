@@ -44,6 +44,16 @@ t.test('the gateway cookies are removed, other cookies kept', async t => {
   t.equal(readCookie('x-entra-gw=evil; entra-gw=good', 'entra-gw'), 'good', 'only a whole cookie name matches')
   t.equal(readCookie('a=1;entra-gw=s%3Ax', 'entra-gw'), 's:x')
   t.equal(readCookie('a=1', 'entra-gw'), undefined)
+  t.equal(readCookie('x=a entra-gw=planted; entra-gw=real', 'entra-gw'), 'real', 'a look-alike inside another cookie\'s value is not ours')
+  t.equal(readCookie('x=a\tentra-gw=planted', 'entra-gw'), undefined)
+  t.equal(readCookie('a=1;   entra-gw=spaced', 'entra-gw'), 'spaced')
+})
+
+t.test('a header the gateway sets is never also the client\'s', async t => {
+  const out = upstreamRequestHeaders(['Authorization', 'Bearer client-chosen', 'X-Other', '1'], [], { peer: '127.0.0.1', trusted: false, protocol: 'http', host: 'gw' }, { authorization: 'Bearer from-gateway' })
+  const values = out.filter((_v, i) => i % 2 === 0 && (out[i] as string).toLowerCase() === 'authorization').map((_v, i) => i)
+  t.equal(values.length, 1, 'one Authorization header')
+  t.equal(asObject(out).authorization, 'Bearer from-gateway')
 })
 
 /** Raw headers as Node gives them: [name, value, ...] with names as the client sent them. */
