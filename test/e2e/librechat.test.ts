@@ -5,23 +5,10 @@ import t from 'tap'
 import { request as httpRequest } from 'node:http'
 import { Readable } from 'node:stream'
 import WebSocket from 'ws'
-import { Browser, signIn } from '../helpers/browser.js'
-import { startStack, type Stack } from '../helpers/stack.js'
-import { startLibreChat, type LibreChatStandIn } from '../helpers/librechat.js'
+import { stackWithLibreChat } from '../helpers/librechat.js'
 import { DEMO_USERS } from '../../dev/idp.js'
 
 const alice = DEMO_USERS.find(u => u.username === 'alice')!
-
-async function stackWithLibreChat (env: Record<string, string> = {}): Promise<{ stack: Stack, lc: LibreChatStandIn, browser: Browser, cookie: string }> {
-  const lc = await startLibreChat()
-  const stack = await startStack({ upstream: { url: lc.url, requests: lc.requests as never, close: lc.close }, env })
-  const close = stack.close
-  stack.close = async () => { await close(); await lc.close() }
-  const browser = new Browser()
-  await signIn(browser, `${stack.url}/c/new`, 'alice', 'alice')
-  const cookie = `${stack.config.cookieName}=${browser.cookie(stack.url, stack.config.cookieName) ?? ''}`
-  return { stack, lc, browser, cookie }
-}
 
 t.test('SSE arrives event by event: the upstream writes the next only after the client got the last', async t => {
   const { stack, lc, cookie } = await stackWithLibreChat()

@@ -5,23 +5,10 @@
 // and every wait is on an event: a "canary" connection that the server closes for the same
 // timeout tells the test that the timeout has passed.
 import t from 'tap'
-import { Browser, signIn } from '../helpers/browser.js'
-import { startStack, type Stack } from '../helpers/stack.js'
-import { startLibreChat, type LibreChatStandIn } from '../helpers/librechat.js'
+import { stackWithLibreChat } from '../helpers/librechat.js'
 import { rawConnect, hasWholeResponse, type RawConnection } from '../helpers/sockets.js'
 
 const SMALL = { HEADERS_TIMEOUT_SECONDS: '1', KEEP_ALIVE_TIMEOUT_SECONDS: '1' }
-
-async function stackWithLibreChat (env: Record<string, string>): Promise<{ stack: Stack, lc: LibreChatStandIn, port: number, cookie: string }> {
-  const lc = await startLibreChat()
-  const stack = await startStack({ upstream: { url: lc.url, requests: lc.requests as never, close: lc.close }, env })
-  const close = stack.close
-  stack.close = async () => { await close(); await lc.close() }
-  const browser = new Browser()
-  await signIn(browser, `${stack.url}/c/new`, 'alice', 'alice')
-  const cookie = `${stack.config.cookieName}=${browser.cookie(stack.url, stack.config.cookieName) ?? ''}`
-  return { stack, lc, port: Number(new URL(stack.url).port), cookie }
-}
 
 /** Resolves once both timeouts have certainly passed for connections older than this call. */
 async function bothTimeoutsPassed (port: number): Promise<void> {

@@ -1,11 +1,11 @@
 // A session store that stops answering: a prompt 503 with Retry-After for pages and API calls
 // alike (never a hang, never a 500), one warning when the outage starts and one line when it
 // ends, no command sent to a store known to be down, and recovery without a restart.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { Redis } from 'ioredis'
 import { Browser, signIn } from '../helpers/browser.js'
-import { startStack } from '../helpers/stack.js'
-import { startRedis } from '../helpers/redis.js'
+import { startStack, type Stack } from '../helpers/stack.js'
+import { startRedis, type RedisServer } from '../helpers/redis.js'
 
 const json = { accept: 'application/json' }
 
@@ -14,13 +14,19 @@ async function getCalls (client: Redis): Promise<number> {
   return Number(/cmdstat_get:calls=(\d+)/.exec(info)?.[1] ?? 0)
 }
 
-t.test('a frozen Redis: 503 session_store_unavailable at once, logged once, recovered by itself', async t => {
+/** A gateway on a real redis-server, with alice signed in. */
+async function signedInOnRedis (t: Test): Promise<{ redis: RedisServer, stack: Stack, browser: Browser }> {
   const redis = await startRedis()
   t.teardown(() => redis.stop())
   const stack = await startStack({ env: { SESSION_STORE: 'redis', REDIS_URL: redis.url } })
   t.teardown(() => stack.close())
   const browser = new Browser()
   await signIn(browser, `${stack.url}/`, 'alice', 'alice')
+  return { redis, stack, browser }
+}
+
+t.test('a frozen Redis: 503 session_store_unavailable at once, logged once, recovered by itself', async t => {
+  const { redis, stack, browser } = await signedInOnRedis(t)
   t.equal((await browser.request(`${stack.url}/headers`, { headers: json })).status, 200)
   const observer = new Redis(redis.url)
   t.teardown(() => observer.disconnect())
@@ -64,12 +70,7 @@ t.test('a frozen Redis: 503 session_store_unavailable at once, logged once, reco
 })
 
 t.test('a stopped Redis: signed-in requests get 503, not 500', async t => {
-  const redis = await startRedis()
-  t.teardown(() => redis.stop())
-  const stack = await startStack({ env: { SESSION_STORE: 'redis', REDIS_URL: redis.url } })
-  t.teardown(() => stack.close())
-  const browser = new Browser()
-  await signIn(browser, `${stack.url}/`, 'alice', 'alice')
+  const { redis, stack, browser } = await signedInOnRedis(t)
   await redis.stop()
   for (const headers of [json, {}]) {
     const res = await browser.request(`${stack.url}/headers`, { headers })

@@ -5,6 +5,8 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { once } from 'node:events'
 import { WebSocketServer } from 'ws'
+import { Browser, signIn } from './browser.js'
+import { startStack, type Stack } from './stack.js'
 
 export interface LibreChatStandIn {
   url: string
@@ -106,4 +108,18 @@ export async function startLibreChat (): Promise<LibreChatStandIn> {
       await new Promise<void>(resolve => server.close(() => resolve()))
     }
   }
+}
+
+export interface LibreChatStack { stack: Stack, lc: LibreChatStandIn, browser: Browser, cookie: string, port: number }
+
+/** The gateway in front of a LibreChat stand-in, with alice signed in (her cookie ready to send). */
+export async function stackWithLibreChat (env: Record<string, string> = {}): Promise<LibreChatStack> {
+  const lc = await startLibreChat()
+  const stack = await startStack({ upstream: { url: lc.url, requests: lc.requests as never, close: lc.close }, env })
+  const close = stack.close
+  stack.close = async () => { await close(); await lc.close() }
+  const browser = new Browser()
+  await signIn(browser, `${stack.url}/c/new`, 'alice', 'alice')
+  const cookie = `${stack.config.cookieName}=${browser.cookie(stack.url, stack.config.cookieName) ?? ''}`
+  return { stack, lc, browser, cookie, port: Number(new URL(stack.url).port) }
 }
