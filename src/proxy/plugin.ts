@@ -8,7 +8,6 @@ import proxyAddr from '@fastify/proxy-addr'
 import type { GatewayConfig } from '../config.js'
 import { upstreamRequestHeaders } from './headers.js'
 import { normalizePath } from '../policy/rules.js'
-import { serializeCookie } from '../session/cookies.js'
 
 /** An upgrade's socket and first bytes, parked on the raw request while the gate runs. */
 const kUpgrade = Symbol('entra-gateway.upgrade')
@@ -18,7 +17,6 @@ export default async function proxyPlugin (app: FastifyInstance, opts: { config:
   const { config } = opts
   const trust = proxyAddr.compile(config.trustedProxies)
   const cookieNames = [config.cookieName, config.loginCookieName]
-  const clearCookie = serializeCookie(config.cookieName, '', 0, { secure: config.secureCookies })
   const logoutRoutes = new Set(config.logoutPaths.map(l => `${l.method} ${l.path}`))
   const logoutMethods = new Set(config.logoutPaths.map(l => l.method))
 
@@ -40,21 +38,18 @@ export default async function proxyPlugin (app: FastifyInstance, opts: { config:
    * Logging out of the app means out of the gateway too: when the upstream accepts one of
    * LOGOUT_PATHS (LibreChat: POST /api/auth/logout), the gateway session ends with it.
    */
-  function logoutCoupling (request: FastifyRequest): ((status: number) => Promise<string | undefined>) | undefined {
+  function logoutCoupling (request: FastifyRequest): ((status: number) => Promise<void>) | undefined {
     if (!logoutMethods.has(request.method) || request.session?.user === undefined) return undefined
     if (!logoutRoutes.has(`${request.method} ${normalizePath(request.url) ?? ''}`)) return undefined
     return async (status) => {
-      if (status < 200 || status >= 300) return undefined
+      if (status < 200 || status >= 300) return
       try {
         await app.signOut.endSession(request, 'upstream_logout')
       } catch (err) {
-        // The app's logout stands; the browser drops the gateway cookie, the entry expires by itself.
+        // The app's logout stands either way; without the store the session is only abandoned.
         request.log.warn({ event: 'sign_out_incomplete', reason: 'upstream_logout', detail: (err as Error).message }, 'the session store did not answer at sign-out')
-        return clearCookie
+        request.session.abandon()
       }
-      const cookie = request.session.setCookie
-      request.session.setCookie = undefined
-      return cookie
     }
   }
 

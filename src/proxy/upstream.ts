@@ -19,8 +19,8 @@ export interface Forward {
   reply: FastifyReply
   /** The flat [name, value, ...] header list (see upstreamRequestHeaders). */
   headers: string[]
-  /** Runs once the upstream's status is known, before the head is written (logout coupling); may add Set-Cookie. */
-  beforeHead?: (statusCode: number) => Promise<string | undefined>
+  /** Runs once the upstream's status is known, before the head is written (logout coupling); may change the session's cookie. */
+  beforeHead?: (statusCode: number) => Promise<void>
   /** Send no body whatever the headers say (a request Node stopped parsing at an Upgrade). */
   noBody?: boolean
 }
@@ -137,9 +137,8 @@ async function upstreamPlugin (app: FastifyInstance, opts: { config: GatewayConf
     res.once('close', onClose)
     const resume = (): void => { controller?.resume() }
 
-    const writeHead = (statusCode: number, headers: Record<string, string | string[]>, extraCookie: string | undefined): void => {
+    const writeHead = (statusCode: number, headers: Record<string, string | string[]>): void => {
       addCookie(headers, request.session?.setCookie)
-      addCookie(headers, extraCookie)
       reply.hijack()
       res.writeHead(statusCode, headers)
     }
@@ -158,12 +157,12 @@ async function upstreamPlugin (app: FastifyInstance, opts: { config: GatewayConf
           app.metrics.sseOpen.inc()
         }
         if (f.beforeHead === undefined) {
-          writeHead(statusCode, headers, undefined)
+          writeHead(statusCode, headers)
           return
         }
         c.pause()
         f.beforeHead(statusCode).then(
-          cookie => { writeHead(statusCode, headers, cookie); c.resume() },
+          () => { writeHead(statusCode, headers); c.resume() },
           (err: Error) => { c.abort(err) }
         )
       },

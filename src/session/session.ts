@@ -107,6 +107,14 @@ export class Session {
   /** Ends the session: the store entry goes and the browser is told to drop the cookie. */
   async destroy (): Promise<void> {
     if (this.#id !== undefined) await this.#ctx.store.destroy(this.#id)
+    this.abandon()
+  }
+
+  /**
+   * Forgets the session in this request and tells the browser to drop the cookie, without
+   * the store (which could not be reached): the entry then expires by itself.
+   */
+  abandon (): void {
     this.#data = EMPTY
     this.#stored = false
     this.#id = undefined
