@@ -81,8 +81,9 @@ async function tokensPlugin (app: FastifyInstance, opts: { config: GatewayConfig
   }
 
   // Tokens live in a side entry next to the session, read only for refresh, Graph, the token
-  // endpoint and sign-out: the session, which every request reads, stays small. The access token is also sealed into the session itself when this
-  // configuration forwards it or hands it out, so those requests need no second read.
+  // endpoint and sign-out: the session, which every request reads, stays small. The access
+  // token is also sealed into the session itself when this configuration forwards it or hands
+  // it out, so those requests need no second read.
   const keepAccessToken = config.forwardAccessToken || config.forwardAuthorizationBearer || config.graphScopes.length > 0
   const auxKey = (request: FastifyRequest): string => `tokens:${request.session.sessionId}`
 
