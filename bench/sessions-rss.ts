@@ -9,9 +9,8 @@ import { loadConfig } from '../src/config.js'
 import { CLIENT_ID } from './constants.js'
 import { buildApp } from '../src/app.js'
 import { MemoryStore } from '../src/session/memory-store.js'
-import { identityHeaders } from '../src/proxy/headers.js'
-import { Sealer } from '../src/session/seal.js'
-import type { Identity } from '../src/auth/identity.js'
+import { resolvePrincipal } from '../src/principal/principal.js'
+import { keepInSession, keepInSideEntry, keptTokens } from '../src/tokens/jar.js'
 
 const args = new Map(process.argv.slice(2).map(a => { const [k = '', v = ''] = a.replace(/^--/, '').split('='); return [k, v] }))
 const counts = (args.get('counts') ?? '0,10000,100000').split(',').map(Number)
@@ -41,7 +40,9 @@ await app.ready()
 // + forward headers; the token set sealed with AES-256-GCM; the access token's expiry)
 // ---------------------------------------------------------------------------------------------
 
-const sealer = new Sealer(config.sessionSecrets)
+const sealer = app.sealer
+const sideEntry = keepInSideEntry(config)
+const sealedInSession = keepInSession(config)
 
 const LATIN1_NAMES = ['Alice Zoë Ångström', 'Bob Æsir Øvergård', 'Carol Smith', 'Dmitri Ivanov', 'Élodie Durand', 'Frank Müller']
 const OTHER_NAMES = ['Łukasz Żółkiewski', 'Dvořák Jiří', '山田 太郎', 'Παπαδόπουλος Νίκος', 'Öztürk Çağrı Şahin', 'Nguyễn Văn An']
@@ -66,50 +67,65 @@ function jwtOfLength (length: number): string {
 function between (min: number, max: number): number { return min + Math.floor(Math.random() * (max - min + 1)) }
 
 let serial = 0
-function makeSession (): { session: Record<string, unknown>, tokens: string } {
+/**
+ * One signed-in session as the gateway stores it, made by the gateway's own functions: the
+ * principal from Entra-shaped ID token claims (resolvePrincipal, as at sign-in), the session
+ * entry as sign-in saves it, and the side entry holding what keptTokens keeps, sealed to bytes.
+ */
+async function makeSession (id: string): Promise<{ session: Record<string, unknown>, tokens: Buffer }> {
   const n = serial++
   const oid = randomUUID()
   const name = `${nameList[n % nameList.length] ?? 'User'} ${n}`
   const email = `user${n}@contoso.example`
-  const identity: Identity = {
-    userId: oid,
+  const now = Date.now()
+  const claims = {
+    aud: CLIENT_ID,
+    iss: config.issuer,
+    iat: Math.floor(now / 1000),
+    exp: Math.floor(now / 1000) + 3600,
     sub: randomText(43),
     oid,
-    tenantId: TENANT,
+    tid: TENANT,
     name,
     email,
-    preferredUsername: email,
+    preferred_username: email,
     roles: ['ChatUser'],
-    groups: GROUPS.slice(0, between(2, 10))
+    groups: GROUPS.slice(0, between(2, 10)),
+    login_hint: 'O.' + randomText(180),
+    nonce: randomText(43)
   }
-  const now = Date.now()
+  const unused = async (): Promise<never> => { throw new Error('not in the default configuration') }
+  // As openid-client hands them over: parsed from the token's JSON, every string its own copy.
+  const parsed = JSON.parse(JSON.stringify(claims)) as Record<string, unknown>
+  const principal = await resolvePrincipal(parsed, config.requiredRole, { overageGroups: unused, accessTokenClaims: () => ({}), userInfoClaims: unused }, now, app.tokens.pool)
   const maxAge = config.sessionExpirySeconds * 1000
   const accessTokenExpiresAt = Math.floor(now / 1000) + 3600
-  // As the gateway keeps them: the session held decoded, the sealed token set in its side entry.
-  const session = {
-    data: {
-      user: { ...identity, roleValues: ['ChatUser'], groupsOverage: false, forward: identityHeaders(identity), signedInAt: now, checkedAt: now },
-      accessExp: accessTokenExpiresAt
-    },
-    expiresAt: now + maxAge
-  }
-  const tokens = sealer.sealJson({
+  const set = {
     idToken: jwtOfLength(between(1500, 1700)),
     accessToken: jwtOfLength(between(1800, 2500)),
     accessTokenExpiresAt,
     refreshToken: '1.AXkA' + randomText(between(1400, 1700)),
-    scope: 'openid profile email offline_access'
-  }, 'tokens:bench')
-  return { session, tokens }
+    scope: 'openid profile email offline_access',
+    loginHint: claims.login_hint
+  }
+  const session = {
+    data: {
+      user: principal,
+      accessExp: accessTokenExpiresAt,
+      ...(sealedInSession ? { sealed: sealer.sealJson({ a: set.accessToken }, `access:${id}`) } : {})
+    },
+    expiresAt: now + maxAge
+  }
+  return { session, tokens: sealer.sealBytes(JSON.stringify(keptTokens(set, sideEntry)), `tokens:${id}`) }
 }
 /** Session ids as the gateway draws them: 24 characters. */
 const newId = (): string => randomBytes(18).toString('base64url')
 
 const ids: string[] = []
-function put (id: string): void {
-  const { session, tokens } = makeSession()
-  store.set(id, session as never).catch((err: unknown) => { throw err })
-  store.setAux(`tokens:${id}`, tokens, config.sessionExpirySeconds * 1000).catch((err: unknown) => { throw err })
+async function put (id: string): Promise<void> {
+  const { session, tokens } = await makeSession(id)
+  await store.set(id, session as never)
+  await store.setAux(`tokens:${id}`, tokens, config.sessionExpirySeconds * 1000)
 }
 
 async function settle (): Promise<NodeJS.MemoryUsage> {
@@ -130,7 +146,7 @@ let sampleJsonBytes = 0
 for (const count of [...counts].sort((a, b) => a - b)) {
   while (ids.length < count) {
     const id = newId()
-    put(id)
+    await put(id)
     ids.push(id)
     if (ids.length % 1000 === 0) await yieldLoop()
   }
@@ -159,7 +175,7 @@ if (churnSeconds > 0 && ids.length > 0) {
       store.destroy(old).catch(() => {})
       store.deleteAux(`tokens:${old}`).catch(() => {})
       const id = newId()
-      put(id)
+      await put(id)
       ids[k] = id
       k = (k + 1) % ids.length
       replaced++

@@ -13,6 +13,7 @@ import tokensPlugin from './tokens/plugin.js'
 import signInPlugin from './auth/signin.js'
 import signOutPlugin from './auth/signout.js'
 import bearerPlugin from './auth/bearer.js'
+import authenticatePlugin from './auth/authenticate.js'
 import identityPlugin from './identity/signer.js'
 import tokenRoutes from './routes/token.js'
 import directoryRoutes from './routes/directory.js'
@@ -91,6 +92,7 @@ export async function buildApp (config: GatewayConfig, opts: BuildOptions = {}):
   await app.register(signInPlugin, { config })
   await app.register(signOutPlugin, { config })
   await app.register(bearerPlugin, { config })
+  await app.register(authenticatePlugin, { config })
   await app.register(identityPlugin, { config })
   await app.register(gatePlugin, { config })
   await app.register(healthRoutes, { config })

@@ -5,16 +5,14 @@ import fp from 'fastify-plugin'
 import { createRemoteJWKSet, decodeJwt, jwtVerify, errors as joseErrors, type JWTPayload } from 'jose'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { GatewayConfig } from '../config.js'
-import { identityFromClaims, claimValues, type Claims, type Identity } from './identity.js'
-import { hasGroupOverage } from './user.js'
-import { identityHeaders } from '../proxy/headers.js'
-import type { Subject } from '../policy/decide.js'
-import { CLOCK_TOLERANCE_SECONDS } from './oidc.js'
+import type { Claims } from '../principal/claims.js'
+import { bearerPrincipal, StringPool, type Principal } from '../principal/principal.js'
+import { CLOCK_TOLERANCE_SECONDS } from '../oidc/flow.js'
 
 export type BearerResult =
   | { kind: 'none' }
   | { kind: 'invalid', reason: string }
-  | { kind: 'valid', subject: Subject & { identity: Identity }, forward: Record<string, string>, who: string }
+  | { kind: 'valid', principal: Principal }
 
 export interface Bearer { authenticate: (request: FastifyRequest) => Promise<BearerResult> }
 
@@ -59,6 +57,7 @@ async function bearerPlugin (app: FastifyInstance, opts: { config: GatewayConfig
   let jwks: ReturnType<typeof createRemoteJWKSet> | undefined
   /** Verified tokens until they expire: a verification per request would dominate API calls. */
   const cache = new Map<string, { result: BearerResult, exp: number }>()
+  const pool = new StringPool()
 
   async function verify (token: string): Promise<BearerResult> {
     let claims: JWTPayload
@@ -91,19 +90,7 @@ async function bearerPlugin (app: FastifyInstance, opts: { config: GatewayConfig
     if (config.allowedTenants !== undefined && (tid === undefined || !config.allowedTenants.includes(tid))) {
       return { kind: 'invalid', reason: 'the token is from a tenant that may not use this application' }
     }
-    const c = payload as Claims
-    const identity = identityFromClaims(c)
-    const rulePath = config.requiredRole?.path ?? ['roles']
-    const subject = {
-      identity,
-      roles: identity.roles,
-      groups: identity.groups,
-      roleValues: claimValues(c, rulePath),
-      // A bearer token's overage cannot be resolved (no refresh token): closed.
-      authzError: hasGroupOverage(c) ? 'group overage in a bearer token cannot be resolved' : undefined
-    }
-    const forward = identityHeaders(identity, { maxGroupBytes: config.forwardGroupsMaxBytes, keepGroups: [...config.requiredGroups, ...config.rules.namedGroups] })
-    return { kind: 'valid', subject, forward, who: identity.email ?? identity.preferredUsername ?? identity.userId }
+    return { kind: 'valid', principal: bearerPrincipal(payload as Claims, config.requiredRole?.path, pool) }
   }
 
   async function authenticate (request: FastifyRequest): Promise<BearerResult> {

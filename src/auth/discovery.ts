@@ -4,7 +4,7 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { Configuration } from 'openid-client'
 import type { GatewayConfig } from '../config.js'
-import { discover } from './oidc.js'
+import { discover } from '../oidc/flow.js'
 
 export interface IdpMetadata {
   /** True once discovery has succeeded. */

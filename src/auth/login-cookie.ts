@@ -4,8 +4,8 @@
 // never in the session store: anonymous visitors cost the store nothing and cannot evict a
 // signed-in session however many sign-ins they start.
 import type { Sealer } from '../session/seal.js'
-import type { LoginTransaction } from './oidc.js'
-import { LOGIN_TRANSACTION_SECONDS } from './oidc.js'
+import type { LoginTransaction } from '../oidc/flow.js'
+import { LOGIN_TRANSACTION_SECONDS } from '../oidc/flow.js'
 
 /** More parallel sign-ins than this in one browser (tabs) and the oldest is dropped. */
 export const MAX_PENDING = 5

@@ -6,10 +6,11 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { GatewayConfig } from '../config.js'
 import { isNavigation } from '../policy/request-kind.js'
 import { safeReturnPath } from '../policy/return-path.js'
-import { escapeHtml, JSON_NO_STORE } from '../pages/render.js'
-import { beginSignIn, completeSignIn, SignInError, type LoginTransaction, type SignInResult } from './oidc.js'
-import { resolveUser, type SessionUser } from './user.js'
-import { TokenJar } from '../tokens/jar.js'
+import { escapeHtml } from '../pages/render.js'
+import { beginSignIn, completeSignIn, SignInError, type LoginTransaction, type SignInResult } from '../oidc/flow.js'
+import type { Principal } from '../principal/principal.js'
+import { readPrincipal } from '../tokens/principal.js'
+import { loginHintOf, TokenJar } from '../tokens/jar.js'
 import type { Configuration } from 'openid-client'
 import { readCookie, serializeCookie } from '../session/cookies.js'
 import { boundedReturnPath, LOGIN_COOKIE_MAX_AGE_MS, readTransactions, sealTransactions } from './login-cookie.js'
@@ -48,7 +49,7 @@ async function signInPlugin (app: FastifyInstance, opts: { config: GatewayConfig
   const { config } = opts
   const loginCookie = config.loginCookieName
   const cookieFlags = { secure: config.secureCookies }
-  const sealer = app.tokens.sealer
+  const sealer = app.sealer
 
   /** Writes this browser's pending transactions back (or removes the cookie when none is left). */
   function writeLoginCookie (reply: FastifyReply, pending: Map<string, LoginTransaction>): void {
@@ -142,16 +143,18 @@ async function signInPlugin (app: FastifyInstance, opts: { config: GatewayConfig
       else signInFailed(request, reply, 'token_invalid', transaction.returnTo, undefined, (err as Error).message)
       return true
     }
+    const loginHint = loginHintOf(result.claims)
     const jar = new TokenJar(oidc, {
       idToken: result.idToken,
       accessToken: result.accessToken,
       accessTokenExpiresAt: result.accessTokenExpiresAt,
       refreshToken: result.refreshToken,
-      scope: result.scope
+      scope: result.scope,
+      ...(loginHint !== undefined ? { loginHint } : {})
     })
-    let user: SessionUser
+    let user: Principal
     try {
-      user = await resolveUser({ config, oidc, jar, graph: app.tokens.graph }, result.claims, Date.now())
+      user = await readPrincipal({ config, oidc, jar, graph: app.tokens.graph, pool: app.tokens.pool }, result.claims, Date.now())
     } catch (err) {
       signInFailed(request, reply, 'userinfo_failed', transaction.returnTo, undefined, (err as Error).message)
       return true
@@ -192,11 +195,9 @@ async function signInPlugin (app: FastifyInstance, opts: { config: GatewayConfig
       if (!config.autoRedirect) return signInPage(reply, returnTo)
       return await startSignIn(request, reply, returnTo)
     }
-    return reply.code(401).headers(JSON_NO_STORE).send(JSON.stringify({
-      error: 'unauthenticated',
-      message: 'Sign in first.',
-      login_url: `${config.publicOrigin}/oauth2/sign_in?rd=${encodeURIComponent(returnTo)}`
-    }))
+    const loginUrl = `${config.publicOrigin}/oauth2/sign_in?rd=${encodeURIComponent(returnTo)}`
+    // Not a navigation (an API call, a form post): JSON with where to sign in, never a redirect.
+    return reply.problem({ status: 401, error: 'unauthenticated', message: 'Sign in first.', jsonOnly: true, json: { login_url: loginUrl } })
   }
 
   app.decorate('signIn', { requireSignIn, handleCallback })

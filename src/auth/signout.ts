@@ -3,7 +3,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { GatewayConfig } from '../config.js'
-import { endSessionUrl } from './oidc.js'
+import { endSessionUrl } from '../oidc/flow.js'
 
 export function isSameOrigin (request: FastifyRequest, publicOrigin: string): boolean {
   // Our pages send Referrer-Policy: no-referrer, so a browser posts their forms with
@@ -37,10 +37,11 @@ async function signOutPlugin (app: FastifyInstance, opts: { config: GatewayConfi
   /** Logs the sign-out and drops the tokens; returns what Entra's end-session needs. */
   async function takeTokens (request: FastifyRequest, reason: string): Promise<LogoutHint> {
     const user = request.session.user
-    const idToken = (await app.tokens.open(request))?.idToken
+    // Entra's logout_hint is the ID token's login_hint claim (an opaque value), not a name.
+    const set = await app.tokens.open(request)
     await app.tokens.forget(request)
     request.log.info({ event: 'sign_out', user: user?.userId, tenant: user?.tenantId, ip: request.ip, reason }, 'signed out')
-    return { idToken, logoutHint: user?.preferredUsername }
+    return { idToken: set?.idToken, logoutHint: set?.loginHint }
   }
 
   /** The Entra end-session URL, when configured and the IdP's metadata is loaded. */
@@ -60,14 +61,14 @@ async function signOutPlugin (app: FastifyInstance, opts: { config: GatewayConfi
     s.user = undefined
     s.sealed = undefined
     s.accessExp = undefined
-    s.endSession = app.tokens.sealer.sealJson(hint, `end-session:${s.sessionId}`)
+    s.endSession = app.sealer.sealJson(hint, `end-session:${s.sessionId}`)
     await s.save()
   }
 
   async function takeEndSessionRedirect (request: FastifyRequest): Promise<string | undefined> {
     const s = request.session
     if (s.endSession === undefined) return undefined
-    const marker = app.tokens.sealer.openJson(s.endSession, `end-session:${s.sessionId}`) as LogoutHint | undefined
+    const marker = app.sealer.openJson(s.endSession, `end-session:${s.sessionId}`) as LogoutHint | undefined
     // Used once: the marker's session ends here.
     await s.destroy()
     if (marker === undefined || typeof marker !== 'object') return undefined

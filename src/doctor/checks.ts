@@ -3,7 +3,7 @@
 // tests call every check directly. Nothing here prints, and no secret value is ever put in a
 // finding.
 import { ConfigError, isLoopbackHost, knownVariables, loadConfig, type GatewayConfig } from '../config.js'
-import { CLOCK_TOLERANCE_SECONDS } from '../auth/oidc.js'
+import { CLOCK_TOLERANCE_SECONDS } from '../oidc/flow.js'
 import { IDENTITY_HEADERS } from '../proxy/headers.js'
 import { error, ok, redactUrl, warn, type Finding } from './findings.js'
 import { httpGet, redisPing, type HttpProbe, type ProbeOptions, type RedisProbe } from './probes.js'

@@ -3,9 +3,9 @@
 // network. Signed once per session for a few minutes, not on every request.
 import fp from 'fastify-plugin'
 import { SignJWT, exportJWK, generateKeyPair, importJWK, importPKCS8, calculateJwkThumbprint, type JWK, type CryptoKey } from 'jose'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import type { GatewayConfig } from '../config.js'
-import { GROUPS_TRUNCATED_HEADER } from '../proxy/headers.js'
+import type { Principal } from '../principal/principal.js'
 
 export const IDENTITY_TOKEN_SECONDS = 300
 /** Re-sign when less than this is left, so a forwarded token is never about to expire. */
@@ -13,8 +13,12 @@ const RESIGN_MARGIN_SECONDS = 60
 const CACHE_MAX = 50_000
 
 export interface IdentitySigner {
-  /** The identity JWT for the request's signed-in user, or undefined without one. */
-  tokenFor: (request: FastifyRequest) => Promise<string | undefined>
+  /**
+   * The identity JWT for a principal, cached under `cacheKey` (which must change whenever the
+   * principal does) until shortly before it expires; undefined until the key is loaded.
+   * `groupsTruncated`: X-Forwarded-Groups had to be cut, so the JWT keeps only named groups too.
+   */
+  tokenFor: (principal: Principal, cacheKey: string, groupsTruncated: boolean) => Promise<string | undefined>
 }
 
 declare module 'fastify' {
@@ -55,21 +59,19 @@ async function identityPlugin (app: FastifyInstance, opts: { config: GatewayConf
     }
     // Generated once and kept (sealed) in the session store, so every replica signs with it.
     const { privateKey } = await generateKeyPair('ES256', { extractable: true })
-    const candidate = app.tokens.sealer.sealJson(await exportJWK(privateKey), 'identity-signing-key')
+    const candidate = app.sealer.sealJson(await exportJWK(privateKey), 'identity-signing-key')
     const kept = await app.sessionStoreImpl.putIfAbsent('identity-signing-key:v2', candidate).catch(() => candidate)
-    const jwk = app.tokens.sealer.openJson(kept, 'identity-signing-key') as JWK | undefined
+    const jwk = app.sealer.openJson(kept, 'identity-signing-key') as JWK | undefined
     key = await importSigningKey(JSON.stringify(jwk ?? await exportJWK(privateKey)))
   })
 
-  async function tokenFor (request: FastifyRequest): Promise<string | undefined> {
-    const user = request.session.user
-    if (user === undefined || key === undefined) return undefined
+  const keep = new Set([...config.requiredGroups, ...config.rules.namedGroups])
+
+  async function tokenFor (user: Principal, cacheKey: string, truncated: boolean): Promise<string | undefined> {
+    if (key === undefined) return undefined
     const now = Math.floor(Date.now() / 1000)
-    const cacheKey = `${request.session.sessionId}:${user.checkedAt}`
     const hit = cache.get(cacheKey)
     if (hit !== undefined && hit.exp - RESIGN_MARGIN_SECONDS > now) return hit.jwt
-    const truncated = user.forward[GROUPS_TRUNCATED_HEADER] !== undefined
-    const keep = new Set([...config.requiredGroups, ...config.rules.namedGroups])
     const jwt = await new SignJWT({
       oid: user.oid,
       tid: user.tenantId,

@@ -6,7 +6,7 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import type { GatewayConfig } from '../config.js'
 import { wantsHtml } from '../policy/request-kind.js'
-import { STYLESHEET, JSON_NO_STORE, pageHeaders, renderPage, type PageOptions } from './render.js'
+import { STYLESHEET, JSON_NO_STORE, escapeHtml, pageHeaders, renderPage, type PageOptions } from './render.js'
 
 export interface Problem {
   status: number
@@ -14,7 +14,10 @@ export interface Problem {
   error: string
   /** Plain words for a person. */
   message: string
-  page: PageOptions
+  /** The page a browser gets; by default the message under a title that names the status. */
+  page?: PageOptions
+  /** JSON whatever the Accept header says (answers to API calls that no page would help). */
+  jsonOnly?: boolean
   json?: Record<string, unknown>
 }
 
@@ -34,8 +37,13 @@ async function pagesPlugin (app: FastifyInstance, opts: { config: GatewayConfig 
   app.decorateReply('page', function (this: FastifyReply, status: number, page: PageOptions) {
     return this.code(status).headers(headers).send(renderPage(page, brand))
   })
+  // The one way the gateway answers with an error of its own: one JSON shape for clients
+  // ({ error, message, request_id, ...details }), a page for people.
   app.decorateReply('problem', function (this: FastifyReply, p: Problem) {
-    if (wantsHtml(this.request.headers)) return this.page(p.status, { ...p.page, detail: p.page.detail ?? `Request id ${this.request.id}` })
+    if (p.jsonOnly !== true && wantsHtml(this.request.headers)) {
+      const page = p.page ?? { title: p.status >= 500 ? 'Temporarily unavailable' : 'Request refused', body: `<p>${escapeHtml(p.message)}</p>` }
+      return this.page(p.status, { ...page, detail: page.detail ?? `Request id ${this.request.id}` })
+    }
     return this.code(p.status).headers(JSON_NO_STORE).send(JSON.stringify({ error: p.error, message: p.message, request_id: this.request.id, ...p.json }))
   })
 

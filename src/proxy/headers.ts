@@ -1,7 +1,7 @@
 // The headers the upstream receives. Identity headers are only ever the gateway's: any
 // client-sent header that could be mistaken for one is removed first, whatever its case or
 // `_`/`-` spelling (X_Forwarded_User reaches apps that normalise underscores).
-import type { Identity } from '../auth/identity.js'
+import type { Identity } from '../principal/claims.js'
 import { stripCookies } from '../session/cookies.js'
 
 export const IDENTITY_HEADERS = [
@@ -63,7 +63,7 @@ export function groupsHeader (groups: readonly string[], budget: HeaderBudget): 
   return { value, truncated: true }
 }
 
-/** Identity headers for a user, computed once at sign-in (and refresh) and kept with the session. */
+/** Identity headers for a user (proxy/identity.ts encodes them once per principal). */
 export function identityHeaders (identity: Identity, budget: HeaderBudget = { maxGroupBytes: 4096, keepGroups: [] }): Record<string, string> {
   const h: Record<string, string> = {
     'x-forwarded-user': encodeHeaderValue(identity.userId)

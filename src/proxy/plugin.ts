@@ -7,6 +7,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import proxyAddr from '@fastify/proxy-addr'
 import type { GatewayConfig } from '../config.js'
 import { upstreamRequestHeaders } from './headers.js'
+import { upstreamIdentity } from './identity.js'
 import { normalizePath } from '../policy/rules.js'
 
 /** An upgrade's socket and first bytes, parked on the raw request while the gate runs. */
@@ -24,14 +25,16 @@ export default async function proxyPlugin (app: FastifyInstance, opts: { config:
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', (_request, _payload, done) => { done(null) })
 
-  function headersFor (request: FastifyRequest): string[] {
+  const identityFor = upstreamIdentity(app, config)
+
+  async function headersFor (request: FastifyRequest): Promise<string[]> {
     const peer = request.socket.remoteAddress ?? ''
     return upstreamRequestHeaders(request.raw.rawHeaders, cookieNames, {
       peer,
       trusted: config.trustedProxies.length > 0 && trust(peer, 0),
       protocol: request.protocol,
       host: request.headers.host
-    }, request.forward)
+    }, await identityFor(request))
   }
 
   /**
@@ -39,7 +42,7 @@ export default async function proxyPlugin (app: FastifyInstance, opts: { config:
    * LOGOUT_PATHS (LibreChat: POST /api/auth/logout), the gateway session ends with it.
    */
   function logoutCoupling (request: FastifyRequest): ((status: number) => Promise<void>) | undefined {
-    if (!logoutMethods.has(request.method) || request.session?.user === undefined) return undefined
+    if (!logoutMethods.has(request.method) || request.principalVia !== 'session') return undefined
     if (!logoutRoutes.has(`${request.method} ${normalizePath(request.url) ?? ''}`)) return undefined
     return async (status) => {
       if (status < 200 || status >= 300) return
@@ -56,7 +59,7 @@ export default async function proxyPlugin (app: FastifyInstance, opts: { config:
   async function handler (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     const raw = request.raw as UpgradeRequest
     const parked = raw[kUpgrade]
-    const f = { request, reply, headers: headersFor(request), beforeHead: logoutCoupling(request) }
+    const f = { request, reply, headers: await headersFor(request), beforeHead: logoutCoupling(request) }
     if (parked === undefined) app.upstream.forward(f)
     else if (/^websocket$/i.test(String(request.headers.upgrade))) app.upstream.upgrade(f, parked.socket, parked.head)
     // Any other Upgrade (h2c, ...) is not ours to grant: an ordinary request, answered on the

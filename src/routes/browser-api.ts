@@ -3,7 +3,7 @@
 // user whom the gateway would let through, and never cached.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { GatewayConfig } from '../config.js'
-import type { SessionUser } from '../auth/user.js'
+import type { Principal } from '../principal/principal.js'
 import { decide } from '../policy/decide.js'
 
 export const NO_STORE = { 'cache-control': 'no-store', pragma: 'no-cache' }
@@ -16,26 +16,22 @@ function sameOriginScript (request: FastifyRequest, publicOrigin: string): boole
   return origin === undefined || origin === publicOrigin
 }
 
-export async function guardBrowserApi (app: FastifyInstance, config: GatewayConfig, request: FastifyRequest, reply: FastifyReply): Promise<SessionUser | undefined> {
+/** The request's principal when it may use these APIs; otherwise the refusal is sent and undefined returned. */
+export async function guardBrowserApi (app: FastifyInstance, config: GatewayConfig, request: FastifyRequest, reply: FastifyReply): Promise<Principal | undefined> {
   reply.headers(NO_STORE)
   if (!sameOriginScript(request, config.publicOrigin)) {
-    await reply.code(403).send({ error: 'cross_origin', message: 'This endpoint answers same-origin requests that send X-Requested-With: XMLHttpRequest.' })
+    reply.problem({ status: 403, error: 'cross_origin', message: 'This endpoint answers same-origin requests that send X-Requested-With: XMLHttpRequest.', page: { title: 'Not for this page', body: '<p>This address is for the application\'s own scripts.</p>' } })
     return undefined
   }
-  if (request.session.user === undefined) {
-    await reply.code(401).send({ error: 'unauthenticated', message: 'Sign in first.' })
+  const auth = await app.authenticate(request)
+  if (auth.kind !== 'principal') {
+    app.refuseAuthentication(reply, auth)
     return undefined
   }
-  const freshness = await app.tokens.ensureFresh(request)
-  const user = request.session.user
-  if (freshness !== 'ok' || user === undefined) {
-    await reply.code(freshness === 'unavailable' ? 503 : 401).send({ error: freshness === 'unavailable' ? 'idp_unavailable' : 'session_expired', message: 'Sign in again.' })
-    return undefined
-  }
-  const decision = decide(config, user)
+  const decision = decide(config, auth.principal)
   if (!decision.allowed) {
-    await reply.code(403).send({ error: 'forbidden', message: `This application ${decision.requirement}.`, reason: decision.reason })
+    app.deny(request, reply, auth.principal, decision)
     return undefined
   }
-  return user
+  return auth.principal
 }

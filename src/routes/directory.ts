@@ -3,9 +3,10 @@
 // Entra's permissions decide what each user may see.
 import type { FastifyInstance } from 'fastify'
 import type { GatewayConfig } from '../config.js'
+import type { Problem } from '../pages/plugin.js'
 import { guardBrowserApi } from './browser-api.js'
 import { graphCollect, GraphError, type GraphOptions } from '../graph/client.js'
-import { graphToken } from '../auth/user.js'
+import { graphToken } from '../tokens/principal.js'
 import { RefreshError } from '../tokens/jar.js'
 
 export interface DirectoryUser { id: string, name: string, email: string | null, upn: string | null, job_title: string | null, source: 'people' | 'directory' }
@@ -37,9 +38,9 @@ export default async function directoryRoutes (app: FastifyInstance, opts: { con
   if (!config.peopleSearch) return
   const graph: GraphOptions = app.tokens.graph
 
-  const failed = (err: unknown): { status: number, body: Record<string, unknown> } => {
-    if (err instanceof GraphError) return { status: err.status === 429 ? 503 : 502, body: { error: 'graph_unavailable', message: 'Microsoft Graph did not answer the search.', graph_error: err.code } }
-    if (err instanceof RefreshError) return { status: err.reason === 'invalid_grant' ? 401 : 502, body: { error: 'token_unavailable', message: 'A Graph token could not be obtained.' } }
+  const failed = (err: unknown): Problem => {
+    if (err instanceof GraphError) return { status: err.status === 429 ? 503 : 502, error: 'graph_unavailable', message: 'Microsoft Graph did not answer the search.', json: { graph_error: err.code } }
+    if (err instanceof RefreshError) return { status: err.reason === 'invalid_grant' ? 401 : 502, error: 'token_unavailable', message: 'A Graph token could not be obtained.' }
     throw err
   }
 
@@ -49,8 +50,8 @@ export default async function directoryRoutes (app: FastifyInstance, opts: { con
     const query = request.query as Record<string, unknown>
     const q = searchTerm(query.q)
     const type = typeof query.type === 'string' ? query.type : 'all'
-    if (q === undefined) return await reply.code(400).send({ error: 'invalid_request', message: 'Give a search term: ?q=...' })
-    if (!['user', 'group', 'all'].includes(type)) return await reply.code(400).send({ error: 'invalid_request', message: 'type must be user, group or all.' })
+    if (q === undefined) return reply.problem({ status: 400, error: 'invalid_request', message: 'Give a search term: ?q=...' })
+    if (!['user', 'group', 'all'].includes(type)) return reply.problem({ status: 400, error: 'invalid_request', message: 'type must be user, group or all.' })
     try {
       const token = await app.tokens.withJar(request, async jar => await graphToken({ config, jar }))
       const encoded = encodeURIComponent(q)
@@ -77,7 +78,7 @@ export default async function directoryRoutes (app: FastifyInstance, opts: { con
     } catch (err) {
       const f = failed(err)
       request.log.warn({ event: 'graph_failed', user: user.userId, call: 'search', detail: (err as Error).message }, 'directory search failed')
-      return await reply.code(f.status).send(f.body)
+      return reply.problem(f)
     }
   })
 
@@ -85,7 +86,7 @@ export default async function directoryRoutes (app: FastifyInstance, opts: { con
     const user = await guardBrowserApi(app, config, request, reply)
     if (user === undefined) return reply
     const id = (request.params as { id: string }).id
-    if (!GUID.test(id)) return await reply.code(400).send({ error: 'invalid_request', message: 'The group id must be an object id (GUID).' })
+    if (!GUID.test(id)) return reply.problem({ status: 400, error: 'invalid_request', message: 'The group id must be an object id (GUID).' })
     try {
       const token = await app.tokens.withJar(request, async jar => await graphToken({ config, jar }))
       const select = '$select=id,displayName,mail,userPrincipalName'
@@ -108,7 +109,7 @@ export default async function directoryRoutes (app: FastifyInstance, opts: { con
     } catch (err) {
       const f = failed(err)
       request.log.warn({ event: 'graph_failed', user: user.userId, call: 'members', detail: (err as Error).message }, 'group members failed')
-      return await reply.code(f.status).send(f.body)
+      return reply.problem(f)
     }
   })
 }

@@ -28,18 +28,17 @@ export default async function tokenRoutes (app: FastifyInstance, opts: { config:
     if (user === undefined) return reply
     const raw = (request.query as Record<string, unknown>).scope
     const scopes = typeof raw === 'string' ? raw.split(/[\s+]+/).filter(Boolean) : []
-    if (scopes.length === 0) return await reply.code(400).send({ error: 'invalid_scope', message: 'Ask for one or more scopes: ?scope=<space-separated scopes>.' })
+    if (scopes.length === 0) return reply.problem({ status: 400, error: 'invalid_scope', message: 'Ask for one or more scopes: ?scope=<space-separated scopes>.' })
     const refused = scopes.filter(s => !allowed.has(s))
-    if (refused.length > 0) return await reply.code(400).send({ error: 'invalid_scope', message: `Not allowed: ${refused.join(' ')}.`, refused })
+    if (refused.length > 0) return reply.problem({ status: 400, error: 'invalid_scope', message: `Not allowed: ${refused.join(' ')}.`, json: { refused } })
     const resources = new Set(scopes.map(resourceOf))
-    if (resources.size !== 1) return await reply.code(400).send({ error: 'invalid_scope', message: 'One access token serves one resource: ask for the scopes of one resource at a time.' })
+    if (resources.size !== 1) return reply.problem({ status: 400, error: 'invalid_scope', message: 'One access token serves one resource: ask for the scopes of one resource at a time.' })
 
     const now = Math.floor(Date.now() / 1000)
     // The sign-in token already targets Graph with every Graph scope: hand it out while valid.
-    const exp = request.session.accessExp
-    if (scopes.every(s => graphScopes.has(s)) && exp !== undefined && exp - MIN_VALIDITY_SECONDS > now) {
-      const token = app.tokens.accessToken(request)
-      if (token !== undefined) return { access_token: token, token_type: 'Bearer', expires_in: exp - now, scope: config.graphScopes.join(' ') }
+    const signIn = app.tokens.accessToken(request)
+    if (scopes.every(s => graphScopes.has(s)) && signIn?.expiresAt !== undefined && signIn.expiresAt - MIN_VALIDITY_SECONDS > now) {
+      return { access_token: signIn.token, token_type: 'Bearer', expires_in: signIn.expiresAt - now, scope: config.graphScopes.join(' ') }
     }
     try {
       const token = await app.tokens.withJar(request, async jar => await jar.forScopes(scopes, MIN_VALIDITY_SECONDS))
@@ -48,7 +47,7 @@ export default async function tokenRoutes (app: FastifyInstance, opts: { config:
       const reason = err instanceof RefreshError ? err.reason : 'error'
       request.log.warn({ event: 'token_request_failed', user: user.userId, reason, idpError: err instanceof RefreshError ? err.idpError : undefined }, 'token for another resource failed')
       const status = reason === 'invalid_grant' || reason === 'no_refresh_token' ? 401 : 502
-      return await reply.code(status).send({ error: reason === 'invalid_grant' ? 'session_expired' : 'token_unavailable', message: 'A token for that resource could not be obtained.', idp_error: err instanceof RefreshError ? err.idpError : undefined })
+      return reply.problem({ status, error: reason === 'invalid_grant' ? 'session_expired' : 'token_unavailable', message: 'A token for that resource could not be obtained.', json: { idp_error: err instanceof RefreshError ? err.idpError : undefined } })
     }
   })
 

@@ -1,4 +1,4 @@
-// GET /oauth2/userinfo: the signed-in identity as the gateway sees it, with the resolved roles
+// GET /oauth2/userinfo: the signed-in principal as the gateway sees it, with the resolved roles
 // and groups and whether each requirement holds, for the app's front end and for people
 // debugging access.
 import type { FastifyInstance } from 'fastify'
@@ -9,10 +9,9 @@ export default async function userinfoRoutes (app: FastifyInstance, opts: { conf
   const { config } = opts
   app.get('/oauth2/userinfo', async (request, reply) => {
     reply.header('cache-control', 'no-store')
-    if (request.session.user === undefined) return await reply.code(401).send({ error: 'unauthenticated', message: 'Sign in first.' })
-    const freshness = await app.tokens.ensureFresh(request)
-    const user = request.session.user
-    if (freshness === 'ended' || user === undefined) return await reply.code(401).send({ error: 'session_expired', message: 'Sign in again.' })
+    const auth = await app.authenticate(request)
+    if (auth.kind !== 'principal') return app.refuseAuthentication(reply, auth)
+    const user = auth.principal
     const decision = decide(config, user)
     const role = config.requiredRole
     return {

@@ -5,7 +5,7 @@
 // copies on write), so a stored session never holds a live request's changes unsaved.
 import type { GatewayStore, Lock, StoredSession } from './store.js'
 
-interface AuxEntry { data: string, expiresAt: number }
+interface AuxEntry { data: Buffer, expiresAt: number }
 
 export interface MemoryStoreOptions {
   maxSessions: number
@@ -67,7 +67,7 @@ export class MemoryStore implements GatewayStore {
   // One process: the refresh single-flight already serializes, so the lock is free.
   async lock (): Promise<Lock> { return FREE_LOCK }
 
-  async getAux (key: string): Promise<string | undefined> {
+  async getAux (key: string): Promise<Buffer | undefined> {
     const entry = this.#aux.get(key)
     if (entry === undefined) return undefined
     if (entry.expiresAt <= Date.now()) {
@@ -77,7 +77,7 @@ export class MemoryStore implements GatewayStore {
     return entry.data
   }
 
-  async setAux (key: string, value: string, ttlMs: number): Promise<void> {
+  async setAux (key: string, value: Buffer, ttlMs: number): Promise<void> {
     this.#aux.delete(key)
     evictOldest(this.#aux, this.#max)
     this.#aux.set(key, { data: value, expiresAt: Date.now() + ttlMs })

@@ -12,7 +12,8 @@ import { MemoryStore } from './memory-store.js'
 import { RedisStore } from './redis-store.js'
 import { Session, type SessionContext } from './session.js'
 import { readCookie, serializeCookie } from './cookies.js'
-import { deriveKey } from './keys.js'
+import { sessionKeys } from './keys.js'
+import type { Sealer } from './seal.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -21,6 +22,8 @@ declare module 'fastify' {
   }
   interface FastifyInstance {
     sessionStoreImpl: GatewayStore
+    /** Seals values at rest under OPENID_SESSION_SECRET (keys.ts derives every key). */
+    sealer: Sealer
   }
   interface FastifyContextConfig {
     /** false: the route never needs a session (health, assets), so none is read. */
@@ -50,7 +53,9 @@ async function sessionPlugin (app: FastifyInstance, opts: { config: GatewayConfi
 
   const name = config.cookieName
   const flags = { secure: config.secureCookies }
-  const signer = signerFactory(config.sessionSecrets.map(s => deriveKey(s, 'session-cookie').toString('hex')))
+  const keys = sessionKeys(config.sessionSecrets)
+  app.decorate('sealer', keys.sealer)
+  const signer = signerFactory(keys.cookieSecrets)
   const ctx: SessionContext = {
     store,
     newId: () => randomBytes(18).toString('base64url'),

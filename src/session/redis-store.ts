@@ -163,11 +163,11 @@ export class RedisStore implements GatewayStore {
     }
   }
 
-  async getAux (key: string): Promise<string | undefined> {
-    return (await this.#run(async c => await c.get(`entra-gw:aux:${key}`))) ?? undefined
+  async getAux (key: string): Promise<Buffer | undefined> {
+    return (await this.#run(async c => await c.getBuffer(`entra-gw:aux:${key}`))) ?? undefined
   }
 
-  async setAux (key: string, value: string, ttlMs: number): Promise<void> {
+  async setAux (key: string, value: Buffer, ttlMs: number): Promise<void> {
     await this.#run(async c => await c.set(`entra-gw:aux:${key}`, value, 'PX', Math.max(1, Math.ceil(ttlMs))))
   }
 

@@ -2,11 +2,12 @@
 // operations that change it. Nothing is saved behind the caller's back: sign-in, refresh and
 // sign-out call save() or destroy(); a proxied request only reads. The data is replaced, never
 // mutated, so the memory store can hand out its own object without copying.
-import type { SessionUser } from '../auth/user.js'
+import type { Principal } from '../principal/principal.js'
 import type { GatewayStore } from './store.js'
 
 export interface SessionData {
-  user?: SessionUser
+  /** Who signed in: the compact principal, held decoded (no parse per request). */
+  user?: Principal
   /** The sign-in access token, sealed, when this configuration forwards it; every other token is sealed in the side entry `tokens:<id>`. */
   sealed?: string
   /** Epoch seconds when the sign-in access token expires (not secret; avoids unsealing per request). */
@@ -55,8 +56,8 @@ export class Session {
     return this.#id
   }
 
-  get user (): SessionUser | undefined { return this.#data.user }
-  set user (v: SessionUser | undefined) { this.#data = { ...this.#data, user: v } }
+  get user (): Principal | undefined { return this.#data.user }
+  set user (v: Principal | undefined) { this.#data = { ...this.#data, user: v } }
   get sealed (): string | undefined { return this.#data.sealed }
   set sealed (v: string | undefined) { this.#data = { ...this.#data, sealed: v } }
   get accessExp (): number | undefined { return this.#data.accessExp }

@@ -42,8 +42,8 @@ export interface GatewayStore {
    * A side entry next to a session (its sealed tokens), read only when needed, so the session
    * itself, which every request reads, stays small.
    */
-  getAux: (key: string) => Promise<string | undefined>
-  setAux: (key: string, value: string, ttlMs: number) => Promise<void>
+  getAux: (key: string) => Promise<Buffer | undefined>
+  setAux: (key: string, value: Buffer, ttlMs: number) => Promise<void>
   deleteAux: (key: string) => Promise<void>
   /** Stores `value` under `key` unless one is there; resolves to the value kept (shared keys). */
   putIfAbsent: (key: string, value: string) => Promise<string>

@@ -2,7 +2,7 @@
 // sign-in token (same scopes), and a token for another resource (Graph, SharePoint), since one
 // Entra access token targets one resource. Refresh tokens rotate: the newest is always kept.
 import * as client from 'openid-client'
-import type { Claims } from '../auth/identity.js'
+import type { Claims } from '../principal/claims.js'
 
 export interface ResourceToken {
   accessToken: string
@@ -11,14 +11,21 @@ export interface ResourceToken {
   scope: string
 }
 
-/** What is sealed into the session. */
+/**
+ * A session's tokens, as sealed into its side entry. Only what a later step uses is kept (the
+ * memory store holds one per signed-in user): the refresh token always; the ID token only for
+ * sign-out's `id_token_hint`; the sign-in access token only where it is forwarded or handed
+ * out (keptTokens). Right after sign-in or a refresh both are present.
+ */
 export interface TokenSet {
-  idToken: string
-  accessToken: string
+  idToken?: string
+  accessToken?: string
   /** Epoch seconds; undefined when the IdP did not say. */
   accessTokenExpiresAt: number | undefined
   refreshToken: string | undefined
   scope: string | undefined
+  /** The ID token's `login_hint` claim: Entra's `logout_hint` at sign-out. */
+  loginHint?: string
   /** Tokens for other resources, by their sorted scope string. */
   resources?: Record<string, ResourceToken>
 }
@@ -49,8 +56,49 @@ export function classifyRefreshError (err: unknown): RefreshError {
 
 const nowSeconds = (): number => Math.floor(Date.now() / 1000)
 
-/** Refreshes the sign-in token with the same scopes; returns the new set and new ID token claims. */
-export async function refreshSignInTokens (oidc: client.Configuration, set: TokenSet, scope: string): Promise<{ set: TokenSet, claims: Claims | undefined }> {
+/** What later steps need of a token set, by configuration. */
+export interface KeepTokens {
+  idToken: boolean
+  accessToken: boolean
+  /** Only sign-out reads it. */
+  loginHint: boolean
+}
+
+/** What this configuration reads later: the ID token for id_token_hint, the access token where Graph calls reuse it. */
+export function keepInSideEntry (config: { useEndSessionEndpoint: boolean, graphScopes: readonly string[] }): KeepTokens {
+  return { idToken: config.useEndSessionEndpoint, accessToken: config.graphScopes.length > 0, loginHint: config.useEndSessionEndpoint }
+}
+
+/** Whether the sign-in access token is also kept (sealed) in the session: forwarded or handed out per request. */
+export function keepInSession (config: { forwardAccessToken: boolean, forwardAuthorizationBearer: boolean, graphScopes: readonly string[] }): boolean {
+  return config.forwardAccessToken || config.forwardAuthorizationBearer || config.graphScopes.length > 0
+}
+
+/** The part of a token set worth keeping (see TokenSet). */
+export function keptTokens (set: TokenSet, keep: KeepTokens): TokenSet {
+  // The expiry and scope were read into the session at sign-in/refresh; nothing reads them here.
+  const { idToken, accessToken, loginHint, accessTokenExpiresAt: _e, scope: _s, ...rest } = set
+  return {
+    ...rest,
+    accessTokenExpiresAt: undefined,
+    scope: undefined,
+    ...(keep.idToken && idToken !== undefined ? { idToken } : {}),
+    ...(keep.accessToken && accessToken !== undefined ? { accessToken } : {}),
+    ...(keep.loginHint && loginHint !== undefined ? { loginHint } : {})
+  }
+}
+
+/** The ID token's login_hint claim, when it has one. */
+export function loginHintOf (claims: Claims): string | undefined {
+  return typeof claims.login_hint === 'string' && claims.login_hint !== '' ? claims.login_hint : undefined
+}
+
+/**
+ * Refreshes the sign-in token with the same scopes; returns the new set and the new ID
+ * token's claims. Authorization is re-read from those claims, so a refresh that returns no ID
+ * token (Entra always does with `openid`) fails rather than keep roles nobody re-checked.
+ */
+export async function refreshSignInTokens (oidc: client.Configuration, set: TokenSet, scope: string): Promise<{ set: TokenSet, claims: Claims }> {
   if (set.refreshToken === undefined) throw new RefreshError('no_refresh_token', 'the session has no refresh token')
   let res: Awaited<ReturnType<typeof client.refreshTokenGrant>>
   try {
@@ -58,7 +106,10 @@ export async function refreshSignInTokens (oidc: client.Configuration, set: Toke
   } catch (err) {
     throw classifyRefreshError(err)
   }
+  const claims = res.claims() as Claims | undefined
+  if (claims === undefined) throw new RefreshError('idp_error', 'the refresh answered no ID token, so authorization could not be re-read')
   const expiresIn = res.expiresIn()
+  const loginHint = loginHintOf(claims) ?? set.loginHint
   return {
     set: {
       ...set,
@@ -66,9 +117,10 @@ export async function refreshSignInTokens (oidc: client.Configuration, set: Toke
       accessTokenExpiresAt: expiresIn !== undefined ? nowSeconds() + expiresIn : undefined,
       refreshToken: res.refresh_token ?? set.refreshToken,
       idToken: res.id_token ?? set.idToken,
-      scope: res.scope ?? set.scope
+      scope: res.scope ?? set.scope,
+      ...(loginHint !== undefined ? { loginHint } : {})
     },
-    claims: res.claims() as Claims | undefined
+    claims
   }
 }
 

@@ -5,21 +5,20 @@
 // lock (or a crashed one left it), a still-valid token serves the request at once; only an
 // expired one waits for the lock.
 import fp from 'fastify-plugin'
-import { decodeJwt } from 'jose'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { GatewayConfig } from '../config.js'
-import { Sealer } from '../session/seal.js'
-import { refreshSignInTokens, TokenJar, RefreshError, type TokenSet } from './jar.js'
-import { resolveUser } from '../auth/user.js'
-import type { Claims } from '../auth/identity.js'
+import { keepInSession, keepInSideEntry, keptTokens, refreshSignInTokens, TokenJar, RefreshError, type TokenSet } from './jar.js'
+import { readPrincipal } from './principal.js'
+import { StringPool } from '../principal/principal.js'
 import type { GraphOptions } from '../graph/client.js'
 
 /** What a request may do after the freshness check ('busy': expired, and another replica kept the refresh lock). */
 export type Freshness = 'ok' | 'ended' | 'unavailable' | 'busy'
 
 export interface Tokens {
-  readonly sealer: Sealer
   readonly graph: GraphOptions
+  /** Shares tenant, role and group strings between the principals of this process. */
+  readonly pool: StringPool
   /** Whether a refresh or re-check is due (the session's roles and tokens may be stale). */
   isDue: (request: FastifyRequest) => boolean
   /** Refreshes/rechecks the session when due; see Freshness. */
@@ -28,7 +27,7 @@ export interface Tokens {
    * The sign-in access token, from the session itself (per request, no store read); kept there
    * only when this configuration uses it (forwarding, Graph, the token endpoint).
    */
-  accessToken: (request: FastifyRequest) => string | undefined
+  accessToken: (request: FastifyRequest) => { token: string, expiresAt: number | undefined } | undefined
   /** All the session's tokens, from their side entry in the store. */
   open: (request: FastifyRequest) => Promise<TokenSet | undefined>
   /** Keeps a token set for the session: the side entry, and the access token in the session. */
@@ -57,13 +56,14 @@ const AUTHZ_ERROR_RETRY_MS = 30_000
 
 async function tokensPlugin (app: FastifyInstance, opts: { config: GatewayConfig }): Promise<void> {
   const { config } = opts
-  const sealer = new Sealer(config.sessionSecrets)
+  const sealer = app.sealer
   const graph: GraphOptions = {
     baseUrl: config.graphApiUrl,
     onThrottle: () => app.metrics.graphThrottles.inc(),
     onResult: (ok: boolean) => app.metrics.graphCalls.inc({ result: ok ? 'success' : 'failure' })
   }
   const store = app.sessionStoreImpl
+  const pool = new StringPool()
   const lockTtlMs = config.refreshLockSeconds * 1000
   /** A request with an expired token waits this long for the lock: past a crashed holder's TTL, plus a refresh. */
   const lockWaitMs = 2 * lockTtlMs
@@ -84,30 +84,34 @@ async function tokensPlugin (app: FastifyInstance, opts: { config: GatewayConfig
   // endpoint and sign-out: the session, which every request reads, stays small. The access
   // token is also sealed into the session itself when this configuration forwards it or hands
   // it out, so those requests need no second read.
-  const keepAccessToken = config.forwardAccessToken || config.forwardAuthorizationBearer || config.graphScopes.length > 0
+  const keepAccessToken = keepInSession(config)
+  // The side entry keeps only what a later step reads (the memory store holds one per user).
+  const sideEntry = keepInSideEntry(config)
   const auxKey = (request: FastifyRequest): string => `tokens:${request.session.sessionId}`
 
-  const accessToken = (request: FastifyRequest): string | undefined => {
-    const v = sealer.openJson(request.session.sealed, `access:${request.session.sessionId}`) as { a?: unknown } | undefined
-    return typeof v?.a === 'string' ? v.a : undefined
+  const accessToken = (request: FastifyRequest): { token: string, expiresAt: number | undefined } | undefined => {
+    const s = request.session
+    if (s.sealed === undefined) return undefined
+    const v = sealer.openJson(s.sealed, `access:${s.sessionId}`) as { a?: unknown } | undefined
+    return typeof v?.a === 'string' ? { token: v.a, expiresAt: s.accessExp } : undefined
   }
 
   async function open (request: FastifyRequest): Promise<TokenSet | undefined> {
     const set = sealer.openJson(await store.getAux(auxKey(request)), auxKey(request)) as TokenSet | undefined
-    return set !== undefined && typeof set.accessToken === 'string' ? set : undefined
+    return set !== null && typeof set === 'object' && (set.refreshToken === undefined || typeof set.refreshToken === 'string') ? set : undefined
   }
 
   /** The side entry lives as long as the session's cookie. */
   async function putAux (request: FastifyRequest, set: TokenSet): Promise<void> {
     const expiresAt = request.session.expiresAt
     const ttl = expiresAt > 0 ? expiresAt - Date.now() : config.sessionExpirySeconds * 1000
-    await store.setAux(auxKey(request), sealer.sealJson(set, auxKey(request)), Math.max(1000, ttl))
+    await store.setAux(auxKey(request), sealer.sealBytes(JSON.stringify(keptTokens(set, sideEntry)), auxKey(request)), Math.max(1000, ttl))
   }
 
   async function keep (request: FastifyRequest, set: TokenSet): Promise<void> {
     const s = request.session
     await putAux(request, set)
-    s.sealed = keepAccessToken ? sealer.sealJson({ a: set.accessToken }, `access:${s.sessionId}`) : undefined
+    s.sealed = keepAccessToken && set.accessToken !== undefined ? sealer.sealJson({ a: set.accessToken }, `access:${s.sessionId}`) : undefined
     s.accessExp = set.accessTokenExpiresAt
   }
 
@@ -171,8 +175,7 @@ async function tokensPlugin (app: FastifyInstance, opts: { config: GatewayConfig
         const oidc = await app.idp.get()
         const refreshed = await refreshSignInTokens(oidc, set, config.signInScope)
         const jar = new TokenJar(oidc, refreshed.set)
-        const claims = refreshed.claims ?? decodeJwt(refreshed.set.idToken) as Claims
-        const next = await resolveUser({ config, oidc, jar, graph }, claims, user.signedInAt)
+        const next = await readPrincipal({ config, oidc, jar, graph, pool }, refreshed.claims, user.signedInAt)
         s.user = next
         if (config.reuseTokens) {
           // The session slides with Entra's refresh token, within the absolute bound.
@@ -252,7 +255,7 @@ async function tokensPlugin (app: FastifyInstance, opts: { config: GatewayConfig
     return outcome
   }
 
-  app.decorate('tokens', { sealer, graph, isDue: (request: FastifyRequest) => due(request, Date.now()), ensureFresh, accessToken, open, keep, forget, withJar })
+  app.decorate('tokens', { graph, pool, isDue: (request: FastifyRequest) => due(request, Date.now()), ensureFresh, accessToken, open, keep, forget, withJar })
 }
 
 export default fp(tokensPlugin, { name: 'tokens', fastify: '5.x', dependencies: ['session', 'discovery', 'metrics'] })

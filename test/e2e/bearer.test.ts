@@ -63,14 +63,18 @@ t.test('bearer tokens: valid, expired, another audience, another tenant, not a J
 })
 
 t.test('an ID token is not an API token: refused with 401, never judged by the session', async t => {
-  const stack = await startStack({ env: { BEARER_AUTH: 'true', FORWARD_ACCESS_TOKEN: 'true', OPENID_REQUIRED_ROLE: 'ChatUser' } })
+  // End-session on: the gateway keeps the ID token (for id_token_hint) in its side entry.
+  const stack = await startStack({ env: { BEARER_AUTH: 'true', FORWARD_ACCESS_TOKEN: 'true', OPENID_REQUIRED_ROLE: 'ChatUser', OPENID_USE_END_SESSION_ENDPOINT: 'true' } })
   t.teardown(() => stack.close())
   const browser = new Browser()
   await signIn(browser, `${stack.url}/`, 'alice', 'alice')
-  // The real tokens the IdP issued at this sign-in, from the gateway's sealed side entry.
+  // The real tokens the IdP issued at this sign-in: the ID token from the gateway's sealed
+  // side entry, the access token as the gateway forwards it.
   const sid = sessionId(browser, stack.url, stack.config.cookieName)
-  const set = stack.app.tokens.sealer.openJson(await stack.store.getAux(`tokens:${sid}`), `tokens:${sid}`) as TokenSet | undefined
-  if (set === undefined) throw new Error('no token side entry for the session')
+  const kept = stack.app.sealer.openJson(await stack.store.getAux(`tokens:${sid}`), `tokens:${sid}`) as TokenSet | undefined
+  const forwarded = (await (await browser.request(`${stack.url}/headers`, { headers: json })).json() as { headers: Record<string, string> }).headers['x-forwarded-access-token']
+  if (kept?.idToken === undefined || forwarded === undefined) throw new Error('no tokens for the session')
+  const set = { idToken: kept.idToken, accessToken: forwarded }
   const id = decodeJwt(set.idToken)
   t.equal(id.aud, CLIENT_ID, 'the ID token names this client, as an access token does')
   t.equal(id.iss, decodeJwt(set.accessToken).iss)

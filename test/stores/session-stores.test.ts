@@ -23,11 +23,11 @@ async function suite (t: Test, store: GatewayStore): Promise<void> {
   t.pass('expired entry is gone')
 
   // Side entries (a session's sealed tokens): set, read, expire, delete.
-  await store.setAux('tokens:a', 'sealed-value', 60_000)
-  t.equal(await store.getAux('tokens:a'), 'sealed-value')
+  await store.setAux('tokens:a', Buffer.from([0, 1, 2, 255]), 60_000)
+  t.same(await store.getAux('tokens:a'), Buffer.from([0, 1, 2, 255]), 'bytes kept as bytes')
   await store.deleteAux('tokens:a')
   t.equal(await store.getAux('tokens:a'), undefined, 'deleted')
-  await store.setAux('tokens:short', 'x', 20)
+  await store.setAux('tokens:short', Buffer.from('x'), 20)
   while (await store.getAux('tokens:short') !== undefined) await new Promise(resolve => setImmediate(resolve))
   t.pass('an expired side entry is gone')
   // The refresh lock: exclusive, released, extended; a try without waiting says when it is taken.

@@ -2,7 +2,7 @@ import t from 'tap'
 import { decide } from '../../src/policy/decide.js'
 import { EMPTY_RULES } from '../../src/policy/rules.js'
 import { groupsHeader, identityHeaders } from '../../src/proxy/headers.js'
-import { hasGroupOverage } from '../../src/auth/user.js'
+import { hasGroupOverage } from '../../src/principal/claims.js'
 import { expectedIssuers } from '../../src/auth/bearer.js'
 import { loadConfig, ConfigError, MSA_TENANT_ID } from '../../src/config.js'
 

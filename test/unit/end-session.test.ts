@@ -1,6 +1,6 @@
 import t from 'tap'
 import { Configuration } from 'openid-client'
-import { endSessionUrl, MAX_END_SESSION_URL_LENGTH } from '../../src/auth/oidc.js'
+import { endSessionUrl, MAX_END_SESSION_URL_LENGTH } from '../../src/oidc/flow.js'
 
 const server = { issuer: 'https://login.microsoftonline.com/t/v2.0', end_session_endpoint: 'https://login.microsoftonline.com/t/oauth2/v2.0/logout' }
 const oidc = new Configuration(server, 'client-1')

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { clientResponseHeaders, encodeHeaderValue, identityHeaders, isReservedHeader, upstreamRequestHeaders } from '../../src/proxy/headers.js'
 import { readCookie, stripCookies } from '../../src/session/cookies.js'
-import { identityFromClaims } from '../../src/auth/identity.js'
+import { identityFromClaims } from '../../src/principal/claims.js'
 
 t.test('reserved header names, in every spelling', async t => {
   for (const n of ['x-forwarded-user', 'X-Forwarded-User', 'x_forwarded_user', 'X_FORWARDED_EMAIL', 'x-forwarded_groups', 'x-forwarded-access-token', 'x-forwarded-access-token-expires-on', 'x_forwarded_access_token_foo', 'x-forwarded-identity', 'x-forwarded-tenant-id']) {

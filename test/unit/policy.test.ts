@@ -1,7 +1,7 @@
 import t from 'tap'
 import { checkRequiredRole } from '../../src/policy/required-role.js'
 import { decide } from '../../src/policy/decide.js'
-import { claimValues } from '../../src/auth/identity.js'
+import { claimValues } from '../../src/principal/claims.js'
 import { isNavigation } from '../../src/policy/request-kind.js'
 import { EMPTY_RULES } from '../../src/policy/rules.js'
 

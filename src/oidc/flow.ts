@@ -4,7 +4,7 @@
 import * as client from 'openid-client'
 import type { GatewayConfig } from '../config.js'
 import { isLoopbackHost } from '../config.js'
-import type { Claims } from './identity.js'
+import type { Claims } from '../principal/claims.js'
 
 export const CLOCK_TOLERANCE_SECONDS = 300
 /** An ID token issued longer ago than this is refused even if not yet expired. */

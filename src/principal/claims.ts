@@ -1,5 +1,4 @@
-// Who the user is, as the gateway keeps it in the session and shows it to the upstream.
-// Built once at sign-in from the ID token's claims (Entra's shapes: oid, tid, roles, groups).
+// From a token's claims to who the user is (Entra's shapes: oid, tid, roles, groups).
 
 export interface Identity {
   /** Entra object id when present (stable per user and tenant), else `sub`. */
@@ -49,4 +48,11 @@ export function claimValues (claims: Claims, path: string[]): string[] {
     node = (node as Record<string, unknown>)[key]
   }
   return asStringList(node)
+}
+
+/** Entra leaves `groups` out above 200 and says so with `_claim_names.groups` (or `hasgroups`). */
+export function hasGroupOverage (claims: Claims): boolean {
+  const names = claims._claim_names
+  if (names !== null && typeof names === 'object' && 'groups' in names) return true
+  return claims.hasgroups === true || claims.hasgroups === 'true'
 }
