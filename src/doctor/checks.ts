@@ -2,7 +2,10 @@
 // returns findings; the few that need the network take the probe as an injectable option, so
 // tests call every check directly. Nothing here prints, and no secret value is ever put in a
 // finding.
-import { ConfigError, isLoopbackHost, knownVariables, loadConfig, type GatewayConfig } from '../config.js'
+import {
+  DEFAULT_CALLBACK, EnvReader, GUID, isLoopbackHost, joinSections, knownVariables, parseSections, parseTokens, problemsOf,
+  type ConfigSections, type GatewayConfig
+} from '../config.js'
 import { CLOCK_TOLERANCE_SECONDS } from '../oidc/flow.js'
 import { IDENTITY_HEADERS } from '../proxy/headers.js'
 import { error, ok, redactUrl, warn, type Finding } from './findings.js'
@@ -11,17 +14,15 @@ import { httpGet, redisPing, type HttpProbe, type ProbeOptions, type RedisProbe 
 /** Clock skew above this is worth a warning; above the gateway's tolerance sign-ins fail. */
 export const CLOCK_WARN_SECONDS = 60
 export const CLOCK_ERROR_SECONDS = CLOCK_TOLERANCE_SECONDS
-const DEFAULT_CALLBACK = '/oauth/openid/callback'
-const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 /**
- * What the checks look at. Taken from the gateway's own configuration when it loads; when it
- * does not (a ConfigError), read leniently from the environment so everything that can still
- * be checked is, except what loadConfig refused: a placeholder issuer is not probed, so its
- * fix is not buried under a DNS error.
+ * What the checks look at: the values of the gateway's own section parsers. A section with
+ * problems still has best-effort values, so everything that can still be checked is, except
+ * what was refused: a refused issuer or upstream is not probed (a placeholder issuer's fix is
+ * not buried under a DNS error).
  */
 export interface DoctorSettings {
-  /** OPENID_ISSUER without a trailing slash; undefined when missing or not a URL. */
+  /** OPENID_ISSUER without a trailing slash; undefined when missing, not a URL or refused. */
   issuer: string | undefined
   clientId: string | undefined
   /** DOMAIN_SERVER's origin; undefined when missing or not a URL. */
@@ -39,56 +40,26 @@ export interface DoctorSettings {
   scope: string[]
 }
 
-const trimmed = (env: NodeJS.ProcessEnv, name: string): string | undefined => {
-  const v = env[name]?.trim()
-  return v === undefined || v === '' ? undefined : v
-}
-const parseUrl = (raw: string | undefined): URL | undefined => {
-  if (raw === undefined) return undefined
-  try {
-    const u = new URL(raw)
-    return u.protocol === 'http:' || u.protocol === 'https:' ? u : undefined
-  } catch {
-    return undefined
-  }
-}
-const list = (raw: string | undefined): string[] => (raw ?? '').split(/[\s,]+/).map(s => s.trim()).filter(Boolean)
+const given = (v: string): string | undefined => v === '' ? undefined : v
 
-export function settingsFrom (env: NodeJS.ProcessEnv, config: GatewayConfig | undefined, refused: ReadonlySet<string> = new Set()): DoctorSettings {
-  if (config !== undefined) {
-    return {
-      issuer: config.issuer,
-      clientId: config.clientId,
-      publicOrigin: config.publicOrigin,
-      callbackPath: config.callbackPath,
-      useEndSessionEndpoint: config.useEndSessionEndpoint,
-      postLogoutRedirectUri: config.postLogoutRedirectUri,
-      upstreamUrl: config.upstreamUrl,
-      upstreamHealthPath: config.upstreamHealthPath,
-      sessionStore: config.sessionStore,
-      redisUrl: config.redisUrl,
-      trustedProxies: config.trustedProxies,
-      scope: config.scope.split(' ')
-    }
-  }
-  const usable = (name: string): string | undefined => refused.has(name) ? undefined : trimmed(env, name)
-  const issuerUrl = parseUrl(usable('OPENID_ISSUER'))
-  const domain = parseUrl(trimmed(env, 'DOMAIN_SERVER'))
-  const upstream = parseUrl(usable('UPSTREAM_URL'))
-  const publicOrigin = domain?.origin
+export function settingsFrom (sections: ConfigSections): DoctorSettings {
+  const refused = new Set(problemsOf(sections).map(p => p.variable))
+  const idp = sections.identityProvider.values
+  const upstream = sections.upstream.values
+  const session = sections.session.values
   return {
-    issuer: issuerUrl?.href.replace(/\/+$/, ''),
-    clientId: trimmed(env, 'OPENID_CLIENT_ID'),
-    publicOrigin,
-    callbackPath: trimmed(env, 'OPENID_CALLBACK_URL') ?? DEFAULT_CALLBACK,
-    useEndSessionEndpoint: /^(true|1|yes|on)$/i.test(trimmed(env, 'OPENID_USE_END_SESSION_ENDPOINT') ?? ''),
-    postLogoutRedirectUri: trimmed(env, 'OPENID_POST_LOGOUT_REDIRECT_URI') ?? trimmed(env, 'DOMAIN_CLIENT') ?? (publicOrigin !== undefined ? publicOrigin + '/' : undefined),
-    upstreamUrl: upstream !== undefined ? upstream.origin + upstream.pathname.replace(/\/+$/, '') : undefined,
-    upstreamHealthPath: trimmed(env, 'UPSTREAM_HEALTH_PATH') ?? '/health',
-    sessionStore: (trimmed(env, 'SESSION_STORE') ?? 'memory').toLowerCase(),
-    redisUrl: trimmed(env, 'REDIS_URL'),
-    trustedProxies: list(trimmed(env, 'TRUSTED_PROXIES')),
-    scope: list(trimmed(env, 'OPENID_SCOPE') ?? 'openid profile email')
+    issuer: refused.has('OPENID_ISSUER') ? undefined : given(idp.issuer),
+    clientId: given(idp.clientId),
+    publicOrigin: given(idp.publicOrigin),
+    callbackPath: idp.callbackPath,
+    useEndSessionEndpoint: idp.useEndSessionEndpoint,
+    postLogoutRedirectUri: given(idp.postLogoutRedirectUri),
+    upstreamUrl: refused.has('UPSTREAM_URL') ? undefined : given(upstream.upstreamUrl),
+    upstreamHealthPath: upstream.upstreamHealthPath,
+    sessionStore: session.sessionStore,
+    redisUrl: session.redisUrl,
+    trustedProxies: upstream.trustedProxies,
+    scope: idp.scope.split(' ').filter(Boolean)
   }
 }
 
@@ -112,34 +83,36 @@ export function problemFinding (problem: string): Finding {
 }
 
 export interface VariablesResult {
+  /** The configuration, when it loads. */
   config: GatewayConfig | undefined
+  /** Every section as parsed, the settings of the other checks come from. */
+  sections: ConfigSections
   findings: Finding[]
-  /** Variables loadConfig reported a problem with (their values are not probed). */
-  refused: Set<string>
 }
 
-/** Loads the configuration exactly as the gateway does and turns every problem into a finding. */
+/** Parses the configuration exactly as the gateway does and turns every problem into a finding. */
 export function checkVariables (env: NodeJS.ProcessEnv): VariablesResult {
   const findings: Finding[] = []
-  const refused = new Set<string>()
+  let sections: ConfigSections
   let config: GatewayConfig | undefined
   try {
-    config = loadConfig(env)
-    findings.push(ok('configuration loads: every variable present and well-formed', 'nothing to do'))
+    sections = parseSections(env)
   } catch (err) {
-    if (!(err instanceof ConfigError)) {
-      findings.push(error(`configuration could not be read: ${(err as Error).message}`, 'fix the setting it names in the environment or .env'))
-    } else {
-      for (const problem of err.problems) {
-        const name = /^[A-Z][A-Z0-9_]*/.exec(problem)?.[0]
-        if (name !== undefined) refused.add(name)
-        if (REPORTED_ELSEWHERE.some(n => problem.startsWith(n + ' '))) continue
-        findings.push(problemFinding(problem))
-      }
-    }
+    findings.push(error(`configuration could not be read: ${(err as Error).message}`, 'fix the setting it names in the environment or .env'))
+    // Nothing of it is probed: an empty environment's sections name no issuer and no upstream.
+    return { config, sections: parseSections({}), findings: [...findings, ...checkLikelyMistakes(env)] }
+  }
+  const problems = problemsOf(sections)
+  if (problems.length === 0) {
+    config = joinSections(sections)
+    findings.push(ok('configuration loads: every variable present and well-formed', 'nothing to do'))
+  }
+  for (const problem of problems) {
+    if (REPORTED_ELSEWHERE.includes(problem.variable)) continue
+    findings.push(problemFinding(problem.message))
   }
   findings.push(...checkLikelyMistakes(env))
-  return { config, findings, refused }
+  return { config, sections, findings }
 }
 
 /**
@@ -148,7 +121,7 @@ export function checkVariables (env: NodeJS.ProcessEnv): VariablesResult {
  */
 export function checkLikelyMistakes (env: NodeJS.ProcessEnv): Finding[] {
   const findings: Finding[] = []
-  const secret = trimmed(env, 'OPENID_CLIENT_SECRET')
+  const secret = new EnvReader(env).str('OPENID_CLIENT_SECRET')
   if (secret !== undefined && GUID.test(secret)) {
     findings.push(warn('OPENID_CLIENT_SECRET looks like a GUID: that is the secret\'s ID, not its value (sign-in then fails with AADSTS7000215)',
       'in Entra → App registrations → Certificates & secrets, copy the secret\'s Value column (shown once, when created; make a new one if it is hidden)'))
@@ -375,24 +348,22 @@ const OIDC_SCOPES = new Set(['openid', 'profile', 'email', 'offline_access'])
 
 /**
  * OPENID_GRAPH_SCOPES (comma- or space-separated names, optionally with the Graph prefix) and
- * what each needs consented. Read from the environment directly: the doctor says what a
- * setting will need even before the gateway uses it.
+ * what each needs consented. Read by the gateway's own tokens section, whether or not the rest
+ * of the configuration loads: the doctor says what a setting will need before it is used.
  */
 export function checkGraphScopes (env: NodeJS.ProcessEnv, scope: readonly string[] = []): Finding[] {
-  const graphBase = (parseUrl(trimmed(env, 'GRAPH_API_URL'))?.origin ?? 'https://graph.microsoft.com') + '/'
-  const raw = list(trimmed(env, 'OPENID_GRAPH_SCOPES'))
-  if (raw.length === 0) return [ok('no Microsoft Graph scopes requested (OPENID_GRAPH_SCOPES is empty)', 'nothing to consent')]
+  const tokens = parseTokens(env, { scope: '' }).values
+  const graphBase = (tokens.graphApiUrl + '/').toLowerCase()
+  if (tokens.graphScopes.length === 0) return [ok('no Microsoft Graph scopes requested (OPENID_GRAPH_SCOPES is empty)', 'nothing to consent')]
   const byLower = new Map(Object.keys(GRAPH_DELEGATED_ADMIN_CONSENT).map(k => [k.toLowerCase(), k]))
   const admin: string[] = []
   const user: string[] = []
   const unknown: string[] = []
   const foreign: string[] = []
-  for (const entry of raw) {
-    let name = entry
-    if (/^https?:\/\//i.test(entry)) {
-      if (!entry.toLowerCase().startsWith(graphBase.toLowerCase())) { foreign.push(entry); continue }
-      name = entry.slice(graphBase.length)
-    }
+  // Full scope URLs: the section has put the Graph origin before each bare name.
+  for (const entry of tokens.graphScopes) {
+    if (!entry.toLowerCase().startsWith(graphBase)) { foreign.push(entry); continue }
+    const name = entry.slice(graphBase.length)
     const canonical = byLower.get(name.toLowerCase())
     if (canonical === undefined) unknown.push(name)
     else if (GRAPH_DELEGATED_ADMIN_CONSENT[canonical] === true) admin.push(canonical)

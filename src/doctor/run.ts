@@ -5,7 +5,7 @@ import type { Finding } from './findings.js'
 
 export async function runDoctor (env: NodeJS.ProcessEnv, opts: NetworkOptions = {}): Promise<Finding[]> {
   const variables = checkVariables(env)
-  const settings = settingsFrom(env, variables.config, variables.refused)
+  const settings = settingsFrom(variables.sections)
   // The network checks run side by side; their findings keep their place in the report.
   const [idp, upstream, redis] = await Promise.all([
     checkIdp(settings, opts),

@@ -1,9 +1,19 @@
 // The authorization decision: a pure function of what the session (or a bearer token) holds
 // about the user, the configured requirements and the request's normalized path, so it is
 // tested without HTTP. Denials carry plain words for the page and stable codes for logs.
-import type { GatewayConfig } from '../config.js'
-import { checkRequiredRole } from './required-role.js'
-import { findRule, type PathRule } from './rules.js'
+import { checkRequiredRole, type RequiredRole } from './required-role.js'
+import { findRule, type AuthzRules, type PathRule } from './rules.js'
+
+/**
+ * What the decision reads of the configuration: its own small input, which the gateway's
+ * configuration satisfies as it is (so policy depends on nothing outside itself).
+ */
+export interface PolicySettings {
+  requiredRole: RequiredRole | undefined
+  /** Any one of these group object ids admits the user (with a required role, both must hold). */
+  requiredGroups: string[]
+  rules: AuthzRules
+}
 
 export interface Subject {
   /** Values at OPENID_REQUIRED_ROLE_PARAMETER_PATH in the configured token kind. */
@@ -41,9 +51,7 @@ export function describeGroups (groups: readonly string[]): string {
   return groups.length === 1 ? 'membership in a specific group' : `membership in one of ${groups.length} groups`
 }
 
-type DecideConfig = Pick<GatewayConfig, 'requiredRole' | 'requiredGroups' | 'rules'>
-
-export function decide (config: DecideConfig, subject: Subject, request?: { method: string, path: string }): Decision {
+export function decide (config: PolicySettings, subject: Subject, request?: { method: string, path: string }): Decision {
   // Overage groups that Graph could not give us: closed, never "zero groups" and a pass.
   if (subject.authzError !== undefined) {
     return { allowed: false, reason: 'groups_unavailable', requirement: 'requires group membership, which could not be checked right now', requiredRoles: [], requiredGroups: config.requiredGroups }

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { loadConfig, ConfigError } from '../../src/config.js'
+import { loadConfig, ConfigError, parseSections } from '../../src/config.js'
 
 const base = {
   OPENID_ISSUER: 'https://login.microsoftonline.com/11111111-2222-3333-4444-555555555555/v2.0/',
@@ -200,4 +200,21 @@ t.test('a URL with spaces still holds a placeholder', async t => {
     t.match(problems[0], new RegExp(`^${name} contains spaces, so it still holds (a|the guide's) placeholder; set it to `), name)
   }
   t.equal(loadConfig({ ...base, DOMAIN_SERVER: '  https://chat.example.com  ' }).publicOrigin, 'https://chat.example.com', 'spaces around a value are trimmed')
+})
+
+t.test('each section reports its own problems; the others keep their values', async t => {
+  const sections = parseSections({ ...base, OPENID_SESSION_SECRET: undefined, UPSTREAM_URL: 'api:3080' })
+  t.same(sections.identityProvider.problems, [], 'the identity provider parsed')
+  t.equal(sections.identityProvider.values.issuer, 'https://login.microsoftonline.com/11111111-2222-3333-4444-555555555555/v2.0')
+  t.same(sections.session.problems.map(p => p.variable), ['OPENID_SESSION_SECRET'])
+  t.same(sections.upstream.problems.map(p => p.variable), ['UPSTREAM_URL'])
+  t.equal(sections.session.values.cookieName, '__Host-entra-gw', 'from the identity provider section it depends on')
+  t.same(Object.values(sections).flatMap(s => s.problems).map(p => p.variable), ['OPENID_SESSION_SECRET', 'UPSTREAM_URL'], 'and nothing else')
+})
+
+t.test('Graph scopes may be separated by commas or spaces, bare or full', async t => {
+  const want = ['https://graph.microsoft.com/User.Read', 'https://graph.microsoft.com/People.Read']
+  for (const list of ['User.Read,People.Read', 'User.Read People.Read', ' User.Read, https://graph.microsoft.com/People.Read ']) {
+    t.same(loadConfig({ ...base, OPENID_GRAPH_SCOPES: list }).graphScopes, want, list)
+  }
 })

@@ -1,0 +1,137 @@
+// The identity provider and the app registration: issuer, client, scopes, and the gateway's
+// public origin the redirect URIs are built from. Names follow LibreChat's "OpenID with Azure
+// Entra" guide, so an operator can reuse the same app registration and the same .env.
+import { EnvReader, GUID, isLoopbackHost, type Section } from './readers.js'
+
+export interface IdentityProviderSettings {
+  /** Issuer without a trailing slash (the guide writes one; Entra's metadata has none). */
+  issuer: string
+  /** Entra tenant id taken from the issuer path, when the issuer is tenant-specific. */
+  issuerTenantId: string | undefined
+  /** The issuer admits every tenant (`common`, `organizations`, ...): an allow-list is needed. */
+  multiTenant: boolean
+  clientId: string
+  clientSecret: string
+  scope: string
+  callbackPath: string
+  /** DOMAIN_SERVER: the gateway's public origin; redirect_uri is built from it, never from Host. */
+  publicOrigin: string
+  redirectUri: string
+  clientUrl: string
+  useEndSessionEndpoint: boolean
+  postLogoutRedirectUri: string
+}
+
+/** Entra's tenant of personal Microsoft accounts (admitted by `common` unless refused). */
+export const MSA_TENANT_ID = '9188040d-6c67-4c5b-b112-36a304b66dad'
+const MULTI_TENANT_SEGMENTS = new Set(['common', 'organizations', 'consumers', '{tenantid}'])
+export const DEFAULT_CALLBACK = '/oauth/openid/callback'
+
+/** Hosts that serve Entra ID's sign-in (public, government and national clouds; v1 and v2). */
+const MICROSOFT_LOGIN_HOSTS = new Set([
+  'login.microsoftonline.com', 'login.microsoft.com', 'login.windows.net', 'sts.windows.net',
+  'login.microsoftonline.us', 'login-us.microsoftonline.com', 'login.usgovcloudapi.net',
+  'login.chinacloudapi.cn', 'login.partner.microsoftonline.cn', 'login.microsoftonline.de'
+])
+const ENTRA_MULTI_TENANT_ENDPOINTS = new Set(['common', 'organizations', 'consumers'])
+const DOMAIN_NAME = /^(?=.{4,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})$/i
+
+/**
+ * Whether the first path segment of an issuer on a Microsoft login host names a tenant Entra
+ * knows: its id, one of its verified domain names, or a multi-tenant endpoint. Anything else
+ * (the guide's "Your Directory (tenant ID)", a display name) only fails later, at discovery.
+ */
+export function isEntraTenantSegment (segment: string): boolean {
+  // Not MULTI_TENANT_SEGMENTS: its `{tenantid}` is the metadata's template, not a URL to sign in at.
+  return GUID.test(segment) || ENTRA_MULTI_TENANT_ENDPOINTS.has(segment.toLowerCase()) || DOMAIN_NAME.test(segment)
+}
+
+export function isMicrosoftLoginHost (hostname: string): boolean {
+  return MICROSOFT_LOGIN_HOSTS.has(hostname.toLowerCase())
+}
+
+/** The issuer's first path segment as written (`common`, a tenant id, ...); '' without an issuer. */
+export function issuerSegment (issuer: string): string {
+  if (issuer === '') return ''
+  return new URL(issuer).pathname.split('/')[1] ?? ''
+}
+
+export function parseIdentityProvider (env: NodeJS.ProcessEnv): Section<IdentityProviderSettings> {
+  const r = new EnvReader(env)
+  const issuerRaw = r.required('OPENID_ISSUER', 'set it to https://login.microsoftonline.com/<tenant-id>/v2.0')
+  const issuerFix = 'https://login.microsoftonline.com/<tenant-id>/v2.0 with the Directory (tenant) ID from the app registration\'s Overview page in Entra'
+  // The guide's own placeholders (pasted as is they start the gateway, and sign-in then fails
+  // for every user): caught here, with the value to look up, instead of at discovery.
+  const issuerPlaceholder = /\s/.test(issuerRaw)
+  if (issuerPlaceholder) r.problem('OPENID_ISSUER', `OPENID_ISSUER contains spaces, so it still holds the guide's placeholder; set it to ${issuerFix}.`)
+  const issuerUrl = issuerPlaceholder ? undefined : r.url('OPENID_ISSUER', 'https://login.microsoftonline.com/<tenant-id>/v2.0', issuerRaw)
+  if (issuerUrl !== undefined) {
+    let tenant = issuerUrl.pathname.split('/')[1] ?? ''
+    try { tenant = decodeURIComponent(tenant) } catch {}
+    if (isMicrosoftLoginHost(issuerUrl.hostname) && !isEntraTenantSegment(tenant)) {
+      r.problem('OPENID_ISSUER', `OPENID_ISSUER must name the Directory (tenant) ID after ${issuerUrl.host}/ (got "${tenant}"): a GUID, a verified domain such as contoso.onmicrosoft.com, or common/organizations/consumers; set it to ${issuerFix}.`)
+    }
+    if (issuerUrl.protocol === 'http:' && !isLoopbackHost(issuerUrl.hostname)) {
+      r.problem('OPENID_ISSUER', 'OPENID_ISSUER must use https:// (http:// is accepted only for a loopback test IdP).')
+    }
+    if (issuerUrl.search !== '' || issuerUrl.hash !== '') {
+      r.problem('OPENID_ISSUER', 'OPENID_ISSUER must be the issuer URL itself, without a query or fragment.')
+    }
+    if (issuerUrl.pathname.includes('.well-known')) {
+      r.problem('OPENID_ISSUER', 'OPENID_ISSUER must be the issuer (…/v2.0), not the .well-known discovery URL.')
+    }
+  }
+  const firstSegment = issuerUrl?.pathname.split('/')[1] ?? ''
+
+  const clientId = r.required('OPENID_CLIENT_ID', 'set it to the Application (client) ID of the app registration')
+  const clientIdFix = 'copy the Application (client) ID from the app registration\'s Overview page in Entra (a GUID: xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)'
+  // Entra's client ids are always GUIDs; anything else is a placeholder or another field pasted
+  // (possibly the secret, so the value is not echoed).
+  if (/\s/.test(clientId)) r.problem('OPENID_CLIENT_ID', `OPENID_CLIENT_ID contains spaces, so it still holds the guide's placeholder; ${clientIdFix}.`)
+  else if (clientId !== '' && !GUID.test(clientId)) r.problem('OPENID_CLIENT_ID', `OPENID_CLIENT_ID must be a GUID, as every Application (client) ID is; ${clientIdFix}.`)
+  const clientSecret = r.required('OPENID_CLIENT_SECRET', 'set it to a client secret value of the app registration')
+  // Entra's secret values have no spaces; the guide's placeholder ("Your client secret") does. Never echoed.
+  if (/\s/.test(clientSecret)) r.problem('OPENID_CLIENT_SECRET', 'OPENID_CLIENT_SECRET contains spaces, so it still holds the guide\'s placeholder; set it to the secret\'s Value from Certificates & secrets in the app registration.')
+
+  const scope = r.words('OPENID_SCOPE', 'openid profile email')
+  if (!scope.includes('openid')) r.problem('OPENID_SCOPE', 'OPENID_SCOPE must include "openid" (the guide uses "openid profile email").')
+
+  // Kept as written even when malformed: the doctor shows it (loadConfig refuses it anyway).
+  const callbackPath = r.str('OPENID_CALLBACK_URL') ?? DEFAULT_CALLBACK
+  if (!callbackPath.startsWith('/') || callbackPath.startsWith('//') || /[?#\s\\]/.test(callbackPath)) {
+    r.problem('OPENID_CALLBACK_URL', `OPENID_CALLBACK_URL must be a path starting with / such as ${DEFAULT_CALLBACK} (got "${callbackPath}").`)
+  }
+
+  // --- where the gateway is reached
+  const domainServerRaw = r.required('DOMAIN_SERVER', "set it to the gateway's public URL, e.g. https://chat.example.com (http://localhost:3080 for local use)")
+  const domainServer = r.url('DOMAIN_SERVER', 'https://chat.example.com', domainServerRaw)
+  if (domainServer !== undefined && (domainServer.pathname !== '/' || domainServer.search !== '' || domainServer.hash !== '')) {
+    r.problem('DOMAIN_SERVER', `DOMAIN_SERVER must be an origin without a path, e.g. ${domainServer.origin} (got "${domainServerRaw}").`)
+  }
+  const publicOrigin = domainServer?.origin ?? ''
+  const clientUrlRaw = r.str('DOMAIN_CLIENT')
+  const clientUrl = clientUrlRaw !== undefined
+    ? r.url('DOMAIN_CLIENT', 'https://chat.example.com', clientUrlRaw)?.href ?? ''
+    : publicOrigin !== '' ? publicOrigin + '/' : ''
+
+  const useEndSessionEndpoint = r.bool('OPENID_USE_END_SESSION_ENDPOINT', false)
+  const postLogoutRaw = r.str('OPENID_POST_LOGOUT_REDIRECT_URI')
+  const postLogoutRedirectUri = postLogoutRaw !== undefined
+    ? r.url('OPENID_POST_LOGOUT_REDIRECT_URI', 'https://chat.example.com/', postLogoutRaw)?.href ?? ''
+    : clientUrl
+
+  return r.section({
+    issuer: issuerUrl !== undefined ? issuerUrl.href.replace(/\/+$/, '') : '',
+    issuerTenantId: GUID.test(firstSegment) ? firstSegment.toLowerCase() : undefined,
+    multiTenant: MULTI_TENANT_SEGMENTS.has(firstSegment.toLowerCase()),
+    clientId,
+    clientSecret,
+    scope: scope.join(' '),
+    callbackPath,
+    publicOrigin,
+    redirectUri: publicOrigin + callbackPath,
+    clientUrl,
+    useEndSessionEndpoint,
+    postLogoutRedirectUri
+  })
+}
