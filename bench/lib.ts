@@ -11,8 +11,8 @@ import { fileURLToPath } from 'node:url'
 import { randomBytes } from 'node:crypto'
 import autocannon from 'autocannon'
 import { loadConfig } from '../src/config.js'
-import { freePort } from '../test/helpers/redis.js'
-import { Browser, signIn, type BrowserRequestInit } from '../test/helpers/browser.js'
+import { freePort } from '../dev/ports.js'
+import { Browser, signIn, type BrowserRequestInit } from '../dev/sign-in-client.js'
 import { CLIENT_ID, CLIENT_SECRET } from './constants.js'
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')

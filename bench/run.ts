@@ -16,8 +16,9 @@ import { spawn } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { startIdp, DEMO_USERS } from '../dev/idp.js'
-import { freePort, startRedis, type RedisServer } from '../test/helpers/redis.js'
-import { signIn } from '../test/helpers/browser.js'
+import { freePort } from '../dev/ports.js'
+import { startRedis, type RedisServer } from '../dev/redis-server.js'
+import { signIn } from '../dev/sign-in-client.js'
 import { CLIENT_ID, CLIENT_SECRET, JSON_BODY, LOAD_PATH } from './constants.js'
 import {
   BENCH_DIR, ROOT, LatencyHistogram, TimedBrowser, checkSharedClock, findNginx, fmt, fmtInt, killChildren, machine,
