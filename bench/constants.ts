@@ -10,3 +10,7 @@ export const LOAD_PATH = '/api/bench/ping'
 /** The bench's IdP client (registered with every gateway's callback URL). */
 export const CLIENT_ID = DEV_CLIENT_ID
 export const CLIENT_SECRET = 'bench-client-secret-0123456789abcdef'
+
+/** The IdP client Apache + mod_auth_openidc signs in as (its own, with its own redirect URI). */
+export const APACHE_CLIENT_ID = 'bench-apache-mod-auth-openidc'
+export const APACHE_CLIENT_SECRET = 'bench-apache-client-secret-0123456789abcdef'

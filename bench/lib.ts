@@ -11,8 +11,8 @@ import { fileURLToPath } from 'node:url'
 import { randomBytes } from 'node:crypto'
 import autocannon from 'autocannon'
 import { loadConfig } from '../src/config.js'
-import { freePort } from '../test/helpers/redis.js'
-import { Browser, signIn, type BrowserRequestInit } from '../test/helpers/browser.js'
+import { freePort } from '../dev/ports.js'
+import { Browser, signIn, type BrowserRequestInit } from '../dev/sign-in-client.js'
 import { CLIENT_ID, CLIENT_SECRET } from './constants.js'
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
@@ -27,10 +27,19 @@ const children = new Set<ChildProcess>()
 /** Registers a child process to be killed when the bench exits. */
 export function trackChild (child: ChildProcess): void { children.add(child) }
 
-/** Kills every child still running (each by its own pid). Safe to call more than once. */
+/** Forgets a child that has been stopped. */
+export function untrackChild (child: ChildProcess): void { children.delete(child) }
+
+/**
+ * Kills every child still running, and the processes they started (Apache's serving
+ * children), each by its own pid. Safe to call more than once.
+ */
 export function killChildren (): void {
   for (const child of children) {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+    if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) continue
+    const below = descendantsOf(child.pid)
+    child.kill('SIGKILL')
+    for (const pid of below) { try { process.kill(pid, 'SIGKILL') } catch {} }
   }
   children.clear()
 }
@@ -87,6 +96,13 @@ export interface BenchUpstream { url: string, port: number, pid: number, stop: (
 
 export async function startBenchUpstream (): Promise<BenchUpstream> {
   const c = await startNodeChild('upstream-server.ts')
+  const port = c.ready.port as number
+  return { url: `http://127.0.0.1:${port}`, port, pid: c.child.pid as number, stop: c.stop }
+}
+
+/** node:http + undici Pool.stream, nothing else: the ceiling for a proxy written in Node. */
+export async function startNodeCeiling (upstreamUrl: string): Promise<BenchUpstream> {
+  const c = await startNodeChild('node-ceiling.ts', { env: { BENCH_UPSTREAM_URL: upstreamUrl } })
   const port = c.ready.port as number
   return { url: `http://127.0.0.1:${port}`, port, pid: c.child.pid as number, stop: c.stop }
 }
@@ -330,25 +346,8 @@ export function cpuSnapshot (): CpuSnapshot | undefined {
     const cpu = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number)
     // user nice system idle iowait irq softirq steal ...: busy is all but idle and iowait.
     const busy = cpu.reduce((a, b) => a + b, 0) - (cpu[3] ?? 0) - (cpu[4] ?? 0)
-    const parentOf = new Map<number, number>()
-    const ticks = new Map<number, number>()
-    for (const name of readdirSync('/proc')) {
-      if (!/^\d+$/.test(name)) continue
-      let stat: string
-      try { stat = readFileSync(`/proc/${name}/stat`, 'utf8') } catch { continue }
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      parentOf.set(Number(name), Number(fields[1]))
-      ticks.set(Number(name), Number(fields[11]) + Number(fields[12]))
-    }
-    const ours = new Set([process.pid])
-    let grew = true
-    while (grew) {
-      grew = false
-      for (const [pid, ppid] of parentOf) if (!ours.has(pid) && ours.has(ppid)) { ours.add(pid); grew = true }
-    }
-    let ourTicks = 0
-    for (const pid of ours) ourTicks += ticks.get(pid) ?? 0
-    return { at: performance.now(), busy, ours: ourTicks }
+    const ours = treeTicks(process.pid)
+    return Number.isNaN(ours) ? undefined : { at: performance.now(), busy, ours }
   } catch {
     return undefined
   }
@@ -365,24 +364,63 @@ export function processTicks (pid: number): number {
   }
 }
 
+interface ProcEntry { ppid: number, comm: string, ticks: number, childTicks: number }
+
+/** Every process /proc shows: parent, command name, own CPU ticks and its reaped children's. */
+function readProcs (): Map<number, ProcEntry> {
+  const procs = new Map<number, ProcEntry>()
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue
+    let stat: string
+    try { stat = readFileSync(`/proc/${name}/stat`, 'utf8') } catch { continue }
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    procs.set(Number(name), {
+      ppid: Number(fields[1]),
+      comm: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')),
+      // utime + stime; cutime + cstime (children that exited and were waited for)
+      ticks: Number(fields[11]) + Number(fields[12]),
+      childTicks: Number(fields[13]) + Number(fields[14])
+    })
+  }
+  return procs
+}
+
+function treeOf (root: number, procs: Map<number, ProcEntry>): number[] {
+  const tree = [root]
+  for (let i = 0; i < tree.length; i++) {
+    for (const [pid, p] of procs) if (p.ppid === tree[i]) tree.push(pid)
+  }
+  return tree
+}
+
+/** The pids of every process below `root` (not `root` itself); empty without /proc. */
+export function descendantsOf (root: number): number[] {
+  try { return treeOf(root, readProcs()).slice(1) } catch { return [] }
+}
+
+/**
+ * CPU ticks used so far by `root` and everything below it, those that have exited included
+ * (their time moves to their parent's cutime/cstime when reaped): the measure for a server
+ * that forks its workers and may start or stop some under load (Apache). NaN without /proc.
+ */
+export function treeTicks (root: number): number {
+  try {
+    const procs = readProcs()
+    if (!procs.has(root)) return NaN
+    return treeOf(root, procs).reduce((a, pid) => a + (procs.get(pid)?.ticks ?? 0) + (procs.get(pid)?.childTicks ?? 0), 0)
+  } catch {
+    return NaN
+  }
+}
+
 /** The pid of a descendant of this process whose command name is `comm` (e.g. redis-server). */
 export function descendantNamed (comm: string): number | undefined {
   try {
-    const parentOf = new Map<number, number>()
-    const names = new Map<number, string>()
-    for (const name of readdirSync('/proc')) {
-      if (!/^\d+$/.test(name)) continue
-      let stat: string
-      try { stat = readFileSync(`/proc/${name}/stat`, 'utf8') } catch { continue }
-      names.set(Number(name), stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')))
-      parentOf.set(Number(name), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]))
-    }
-    for (const [pid, n] of names) {
-      if (n !== comm) continue
-      for (let p: number | undefined = parentOf.get(pid); p !== undefined && p > 1; p = parentOf.get(p)) if (p === process.pid) return pid
-    }
-  } catch {}
-  return undefined
+    const procs = readProcs()
+    return treeOf(process.pid, procs).find(pid => pid !== process.pid && procs.get(pid)?.comm === comm)
+  } catch {
+    return undefined
+  }
 }
 
 /** CPUs' worth of work done by processes that are not the bench's between two snapshots. */
@@ -423,11 +461,16 @@ export interface LoadRun {
   histogram: LatencyHistogram
 }
 
-/** One autocannon run: GET url with these headers, 50 connections, for `seconds`. Only 2xx answers count. */
-export async function runLoad (url: string, headers: Record<string, string>, seconds: number, connections = 50, serverPids: number[] = []): Promise<LoadRun> {
+/**
+ * One autocannon run: GET url with these headers, 50 connections, for `seconds`. Only 2xx
+ * answers count. `server`: the pids whose CPU is the server's, or a function reading its ticks
+ * (treeTicks for a forking server).
+ */
+export async function runLoad (url: string, headers: Record<string, string>, seconds: number, connections = 50, server: number[] | (() => number) = []): Promise<LoadRun> {
   const histogram = new LatencyHistogram()
   let ok = 0
-  const serverTicks = (): number => serverPids.reduce((a, pid) => a + processTicks(pid), 0)
+  const measured = typeof server === 'function' || server.length > 0
+  const serverTicks = typeof server === 'function' ? server : (): number => server.reduce((a, pid) => a + processTicks(pid), 0)
   const ticksBefore = serverTicks()
   const before = cpuSnapshot()
   const instance = autocannon({ url, connections, duration: seconds, pipelining: 1, timeout: 10, headers })
@@ -438,7 +481,7 @@ export async function runLoad (url: string, headers: Record<string, string>, sec
   const after = cpuSnapshot()
   const ticks = serverTicks() - ticksBefore
   return {
-    cpuUsPerRequest: serverPids.length === 0 || ok === 0 ? NaN : (ticks / CLOCK_TICKS) * 1e6 / ok,
+    cpuUsPerRequest: !measured || ok === 0 ? NaN : (ticks / CLOCK_TICKS) * 1e6 / ok,
     otherCpu: otherCpu(before, after),
     ok,
     non2xx: result.non2xx,

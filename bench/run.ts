@@ -1,8 +1,10 @@
 // `npm run bench` (full) and `npm run bench:smoke` (a few seconds, for CI).
 //
 // One command: a tiny JSON upstream, nginx as a plain reverse proxy in front of it (the ceiling),
-// and the gateway with a signed-in session, once with the memory store and once with Redis, each
-// in a process of its own; autocannon drives all four from this process, in interleaved rounds.
+// node:http + undici (the ceiling for a proxy written in Node), bare @fastify/http-proxy, Apache +
+// mod_auth_openidc signed in through the local IdP (the peer), and the gateway with a signed-in
+// session, once with the memory store and once with Redis, each in a process of its own;
+// autocannon drives them all from this process, in interleaved rounds.
 // Then SSE delivery latency, sign-ins per second against the local IdP, and memory per stored
 // session. Prints tables and writes them as JSON; it never asserts a timing (exit 0 unless
 // something is broken, e.g. a gateway that does not answer 200 with a signed-in session).
@@ -16,14 +18,16 @@ import { spawn } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { startIdp, DEMO_USERS } from '../dev/idp.js'
-import { freePort, startRedis, type RedisServer } from '../test/helpers/redis.js'
-import { signIn } from '../test/helpers/browser.js'
-import { CLIENT_ID, CLIENT_SECRET, JSON_BODY, LOAD_PATH } from './constants.js'
+import { freePort } from '../dev/ports.js'
+import { startRedis, type RedisServer } from '../dev/redis-server.js'
+import { signIn, Browser } from '../dev/sign-in-client.js'
+import { APACHE_CLIENT_ID, APACHE_CLIENT_SECRET, CLIENT_ID, CLIENT_SECRET, JSON_BODY, LOAD_PATH } from './constants.js'
 import {
   BENCH_DIR, ROOT, LatencyHistogram, TimedBrowser, checkSharedClock, findNginx, fmt, fmtInt, killChildren, machine,
-  descendantNamed, percentileOf, planGateway, runLoad, startBareProxy, trackChild, waitForQuiet, signedInCookie, sseLatencies, startBenchUpstream, startGateway, startNginx, table,
+  descendantNamed, percentileOf, planGateway, runLoad, startBareProxy, startNodeCeiling, trackChild, treeTicks, waitForQuiet, signedInCookie, sseLatencies, startBenchUpstream, startGateway, startNginx, table,
   type Gateway, type GatewayPlan, type LoadRun, type Nginx
 } from './lib.js'
+import { APACHE_REDIRECT_PATH, APACHE_SESSION_COOKIE, findApache, startApache, type Apache } from './apache.js'
 
 const smoke = process.argv.includes('--smoke')
 const envNumber = (name: string, def: number, min: number, max: number): number => {
@@ -58,8 +62,11 @@ const QUIET_CPU = 0.15
 const log = (line = ''): void => { process.stdout.write(line + '\n') }
 const skipped: string[] = []
 
-/** `pids`: the processes that serve the request besides the upstream (the upstream itself for direct). */
-interface Target { name: string, url: string, headers: Record<string, string>, pids: number[] }
+/**
+ * `server`: the processes that serve the request besides the upstream (the upstream itself for
+ * direct), or a function reading their CPU ticks (Apache's process tree).
+ */
+interface Target { name: string, url: string, headers: Record<string, string>, server: number[] | (() => number) }
 interface TargetResult { name: string, runsUsed: number, runsQuiet: number, runsAll: number, roundsOtherCpu: number[], cpuUsPerRequest: number, otherCpu: number, rps: number, p50: number, p99: number, roundsRps: number[], ok: number, non2xx: number, errors: number, timeouts: number }
 
 async function main (): Promise<void> {
@@ -88,7 +95,9 @@ async function main (): Promise<void> {
       cleanups.push(nginx.stop)
     }
 
-    // --- the proxy layer alone, for reference
+    // --- the ceiling for a proxy written in Node, and the proxy layer alone, for reference
+    const nodeCeiling = await startNodeCeiling(upstream.url)
+    cleanups.push(nodeCeiling.stop)
     const bare = await startBareProxy(upstream.url)
     cleanups.push(bare.stop)
 
@@ -101,14 +110,26 @@ async function main (): Promise<void> {
       skipped.push(`gateway-redis: ${(err as Error).message}; the Redis row was skipped`)
     }
 
-    // --- the IdP and the gateways (each in its own process)
-    // The IdP must know each gateway's callback URL, so the ports are chosen first.
+    // --- the IdP, the gateways (each in its own process) and Apache + mod_auth_openidc
+    // The IdP must know each one's redirect URI, so the ports are chosen first.
     const ports = [await freePort(), await freePort()] as const
+    const apacheFound = findApache()
+    const apachePort = 'binary' in apacheFound ? await freePort() : undefined
+    if ('missing' in apacheFound) skipped.push(`apache-openidc: ${apacheFound.missing}, so the peer (Apache + mod_auth_openidc) was NOT measured. Install it with: apt-get install apache2 libapache2-mod-auth-openidc (the bench starts its own instance, no service is needed)`)
     const idp = await startIdp({
-      clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: ports.map(p => `http://127.0.0.1:${p}/oauth/openid/callback`) }],
+      clients: [
+        { client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: ports.map(p => `http://127.0.0.1:${p}/oauth/openid/callback`) },
+        ...(apachePort !== undefined ? [{ client_id: APACHE_CLIENT_ID, client_secret: APACHE_CLIENT_SECRET, redirect_uris: [`http://127.0.0.1:${apachePort}${APACHE_REDIRECT_PATH}`] }] : [])
+      ],
       users: DEMO_USERS
     })
     cleanups.push(idp.close)
+    let apache: Apache | undefined
+    if ('binary' in apacheFound && apachePort !== undefined) {
+      apache = await startApache(apacheFound.binary, { port: apachePort, upstreamPort: upstream.port, issuer: idp.issuer, clientId: APACHE_CLIENT_ID, clientSecret: APACHE_CLIENT_SECRET })
+      cleanups.push(apache.stop)
+      results.apacheVersion = apache.version
+    }
     const plans: GatewayPlan[] = [planGateway('gateway-memory', ports[0], idp.issuer, upstream.url, { SESSION_STORE: 'memory' })]
     if (redis !== undefined) plans.push(planGateway('gateway-redis', ports[1], idp.issuer, upstream.url, { SESSION_STORE: 'redis', REDIS_URL: redis.url }))
     const gateways: Gateway[] = []
@@ -123,13 +144,18 @@ async function main (): Promise<void> {
     for (const plan of plans) cookies.set(plan.name, await signedInCookie(plan))
     const memoryCookie = cookies.get('gateway-memory') as string
     const redisPid = redis !== undefined ? descendantNamed('redis-server') : undefined
-    const targets: Target[] = [{ name: 'direct', url: upstream.url, headers: { accept: 'application/json', cookie: memoryCookie }, pids: [upstream.pid] }]
-    if (nginx !== undefined) targets.push({ name: 'nginx', url: nginx.url, headers: { accept: 'application/json', cookie: memoryCookie }, pids: [nginx.pid] })
-    targets.push({ name: 'fastify-proxy', url: bare.url, headers: { accept: 'application/json', cookie: memoryCookie }, pids: [bare.pid] })
+    const targets: Target[] = [{ name: 'direct', url: upstream.url, headers: { accept: 'application/json', cookie: memoryCookie }, server: [upstream.pid] }]
+    if (nginx !== undefined) targets.push({ name: 'nginx', url: nginx.url, headers: { accept: 'application/json', cookie: memoryCookie }, server: [nginx.pid] })
+    targets.push({ name: 'node-undici', url: nodeCeiling.url, headers: { accept: 'application/json', cookie: memoryCookie }, server: [nodeCeiling.pid] })
+    targets.push({ name: 'fastify-proxy', url: bare.url, headers: { accept: 'application/json', cookie: memoryCookie }, server: [bare.pid] })
+    if (apache !== undefined) {
+      const apachePid = apache.pid
+      targets.push({ name: 'apache-openidc', url: apache.url, headers: { accept: 'application/json', cookie: await apacheCookie(apache) }, server: () => treeTicks(apachePid) })
+    }
     for (const [i, plan] of plans.entries()) {
       const pids = [(gateways[i] as Gateway).pid]
       if (plan.name === 'gateway-redis' && redisPid !== undefined) pids.push(redisPid)
-      targets.push({ name: plan.name, url: plan.origin, headers: { accept: 'application/json', cookie: cookies.get(plan.name) as string }, pids })
+      targets.push({ name: plan.name, url: plan.origin, headers: { accept: 'application/json', cookie: cookies.get(plan.name) as string }, server: pids })
     }
     for (const t of targets) {
       const res = await fetch(t.url + LOAD_PATH, { headers: t.headers })
@@ -146,12 +172,12 @@ async function main (): Promise<void> {
       const order = targets.map((_, i) => targets[(i + round) % targets.length] as Target)
       for (const t of order) {
         if (!await waitForQuiet(settings.quietWaitSeconds)) notQuiet++
-        let run = await runLoad(t.url + LOAD_PATH, t.headers, settings.seconds, settings.connections, t.pids)
+        let run = await runLoad(t.url + LOAD_PATH, t.headers, settings.seconds, settings.connections, t.server)
         while (run.otherCpu > QUIET_CPU && retriesLeft > 0) {
           retriesLeft--
           log(`  round ${round + 1}/${settings.rounds} ${t.name.padEnd(15)} other processes used ${fmt(run.otherCpu)} CPUs: measuring again`)
           await waitForQuiet(settings.quietWaitSeconds)
-          run = await runLoad(t.url + LOAD_PATH, t.headers, settings.seconds, settings.connections, t.pids)
+          run = await runLoad(t.url + LOAD_PATH, t.headers, settings.seconds, settings.connections, t.server)
         }
         runs.get(t.name)?.push(run)
         log(`  round ${round + 1}/${settings.rounds} ${t.name.padEnd(15)} ${fmtInt(run.rps).padStart(7)} req/s  p50 ${fmt(run.histogram.percentile(50))} ms  p99 ${fmt(run.histogram.percentile(99))} ms  ${fmt(run.cpuUsPerRequest, 0)} µs CPU/req  other processes ${fmt(run.otherCpu)} CPU${run.non2xx + run.errors > 0 ? `  (${run.non2xx} non-2xx, ${run.errors} errors)` : ''}`)
@@ -213,9 +239,12 @@ async function main (): Promise<void> {
     const busiest = Math.max(...load.map(r => r.otherCpu))
     if (settings.retries - retriesLeft > 0 || notQuiet > 0) log(`(${settings.retries - retriesLeft} run(s) measured again because other processes were busy; ${notQuiet} run(s) started on a machine that did not get quiet within ${settings.quietWaitSeconds} s)`)
     if (busiest > 0.1) log(`WARNING: other processes used up to ${fmt(busiest)} CPUs during the load rounds: this machine was not quiet, and the numbers are depressed and noisy`)
-    log('(server CPU µs/req: CPU time of the process(es) answering, per request: the upstream for direct; nginx, fastify-proxy or the gateway (+ redis-server) for the others, the upstream not included)')
+    log('(server CPU µs/req: CPU time of the process(es) answering, per request: the upstream for direct; nginx, node-undici, fastify-proxy, all of Apache\'s processes, or the gateway (+ redis-server) for the others, the upstream not included)')
     log('(other CPU: CPUs\' worth of work by processes outside the bench during the runs; 0 on a quiet machine)')
+    log('(node-undici: node:http + undici Pool.stream, no auth, nothing else: the ceiling for any proxy written in Node)')
     log('(fastify-proxy: Fastify + @fastify/http-proxy as it comes, no session/gate/identity headers: what the proxy layer alone costs)')
+    if (apache !== undefined) log(`(apache-openidc: ${apache.version}, mpm_event, sessions in shared memory, signed in through the local IdP; its CPU is that of all its processes)`)
+    else log('(apache-openidc not measured: apache2 or libapache2-mod-auth-openidc is not installed)')
     if (ceiling === undefined) log('(nginx not installed: the ceiling was not measured; install it with `apt-get install nginx`)')
 
     // --- SSE delivery latency (idle system: one stream at a time)
@@ -326,6 +355,20 @@ async function main (): Promise<void> {
     const growth = (rss.churn.rssEnd - rss.churn.rssStart) / 2 ** 20
     log(check(`RSS growth at constant count over ${fmt(rss.churn.seconds, 0)} s (MiB)`, growth, 'flat', undefined, 1))
   }
+  log()
+  const nu = get('node-undici')
+  const ap = get('apache-openidc')
+  const ratio = (a: TargetResult | undefined, b: TargetResult | undefined): number | undefined => a !== undefined && b !== undefined ? a.rps / b.rps : undefined
+  const atLeast = (value: number | undefined, min: number): boolean | undefined => value === undefined ? undefined : value >= min
+  log('Targets (issue 11), from this run:')
+  log(check('gateway-memory req/s / nginx req/s', ratio(gm, n), '>= 0.35', atLeast(ratio(gm, n), 0.35)))
+  log(check('gateway-memory req/s / node-undici req/s', ratio(gm, nu), '>= 0.60', atLeast(ratio(gm, nu), 0.6)))
+  log(check('gateway-memory req/s / apache-openidc req/s', ratio(gm, ap), '>= 1.20', atLeast(ratio(gm, ap), 1.2)))
+  log(check('gateway-redis req/s / gateway-memory req/s', ratio(gr, gm), '>= 0.90', atLeast(ratio(gr, gm), 0.9)))
+  log(check('gateway-memory server CPU µs/req', gm?.cpuUsPerRequest, '<= 150', gm === undefined || Number.isNaN(gm.cpuUsPerRequest) ? undefined : gm.cpuUsPerRequest <= 150, 0))
+  log(check('SSE p99 added over direct (ms)', sseG && sseD ? sseG.p99 - sseD.p99 : undefined, '<= 1', sseG && sseD ? sseG.p99 - sseD.p99 <= 1 : undefined, 3))
+  log(check('RSS bytes per stored session', bps, '<= 3072', bps === undefined ? undefined : bps <= 3072, 0))
+  log('  (not measured by this bench yet: p99 added at a fixed 2,000 req/s; 1,000 concurrent SSE streams)')
 
   for (const s of skipped) log(`SKIPPED ${s}`)
   results.skipped = skipped
@@ -334,6 +377,16 @@ async function main (): Promise<void> {
   writeFileSync(resultsFile, JSON.stringify(results, null, 2) + '\n')
   log()
   log(`Results written to ${path.relative(ROOT, resultsFile)} (${fmt((Date.now() - started) / 1000, 0)} s in all)`)
+}
+
+/** Signs in at Apache + mod_auth_openidc through the IdP like a user and returns the Cookie header of its session. */
+async function apacheCookie (apache: Apache): Promise<string> {
+  const browser = new Browser()
+  const result = await signIn(browser, apache.url + '/', 'alice', 'alice')
+  await result.response.arrayBuffer()
+  const value = browser.cookie(apache.url, APACHE_SESSION_COOKIE)
+  if (value === undefined) throw new Error(`no ${APACHE_SESSION_COOKIE} cookie after signing in at Apache (HTTP ${result.response.status}, chain ${result.chain.join(' -> ')})`)
+  return `${APACHE_SESSION_COOKIE}=${value}`
 }
 
 interface RssLevel { sessions: number, rss: number, heapUsed: number, external: number }

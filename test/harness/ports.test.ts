@@ -1,5 +1,5 @@
 // The tests' own harness: ports for servers that must be told theirs before they bind it
-// (test/helpers/redis.ts). Another process may take such a port in between; the two defences
+// (dev/ports.ts). Another process may take such a port in between; the two defences
 // are checked here: ports are drawn where the kernel never hands one out by itself, and a port
 // found taken at bind time is retried on another.
 import t from 'tap'
