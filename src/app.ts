@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto'
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { GatewayConfig } from './config.js'
-import { loggerOptions } from './logger.js'
+import { lazyChildLogger, loggerOptions } from './logger.js'
 import type { GatewayStore } from './session/store.js'
 import sessionPlugin from './session/plugin.js'
 import pagesPlugin from './pages/plugin.js'
@@ -38,6 +38,7 @@ export async function buildApp (config: GatewayConfig, opts: BuildOptions = {}):
     trustProxy: config.trustedProxies.length > 0 ? config.trustedProxies : false,
     // No per-request log lines: the hot path stays quiet; sign-ins, denials and errors are logged.
     logController: new LogController({ disableRequestLogging: true }),
+    childLoggerFactory: lazyChildLogger,
     genReqId: () => randomUUID(),
     // Proxied bodies are streamed and not limited; this limit is for the gateway's own routes.
     bodyLimit: 64 * 1024,
