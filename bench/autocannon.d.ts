@@ -8,6 +8,8 @@ declare module 'autocannon' {
     duration?: number
     amount?: number
     pipelining?: number
+    /** Requests per second across all connections (a fixed-rate load). */
+    overallRate?: number
     timeout?: number
     method?: string
     headers?: Record<string, string>

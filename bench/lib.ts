@@ -466,14 +466,14 @@ export interface LoadRun {
  * answers count. `server`: the pids whose CPU is the server's, or a function reading its ticks
  * (treeTicks for a forking server).
  */
-export async function runLoad (url: string, headers: Record<string, string>, seconds: number, connections = 50, server: number[] | (() => number) = []): Promise<LoadRun> {
+export async function runLoad (url: string, headers: Record<string, string>, seconds: number, connections = 50, server: number[] | (() => number) = [], overallRate?: number): Promise<LoadRun> {
   const histogram = new LatencyHistogram()
   let ok = 0
   const measured = typeof server === 'function' || server.length > 0
   const serverTicks = typeof server === 'function' ? server : (): number => server.reduce((a, pid) => a + processTicks(pid), 0)
   const ticksBefore = serverTicks()
   const before = cpuSnapshot()
-  const instance = autocannon({ url, connections, duration: seconds, pipelining: 1, timeout: 10, headers })
+  const instance = autocannon({ url, connections, duration: seconds, pipelining: 1, timeout: 10, headers, ...(overallRate !== undefined ? { overallRate } : {}) })
   instance.on('response', (_client: unknown, statusCode: number, _bytes: number, responseTime: number) => {
     if (statusCode >= 200 && statusCode < 300) { ok++; histogram.record(responseTime) }
   })
