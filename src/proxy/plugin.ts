@@ -42,7 +42,7 @@ export default async function proxyPlugin (app: FastifyInstance, opts: { config:
    * LOGOUT_PATHS (LibreChat: POST /api/auth/logout), the gateway session ends with it.
    */
   function logoutCoupling (request: FastifyRequest): ((status: number) => Promise<void>) | undefined {
-    if (!logoutMethods.has(request.method) || request.principalVia !== 'session') return undefined
+    if (!logoutMethods.has(request.method) || request.session?.user === undefined) return undefined
     if (!logoutRoutes.has(`${request.method} ${normalizePath(request.url) ?? ''}`)) return undefined
     return async (status) => {
       if (status < 200 || status >= 300) return

@@ -69,7 +69,16 @@ export class Sealer {
 
   seal (plaintext: string, aad: string): string { return this.sealBytes(plaintext, aad).toString('base64url') }
 
-  open (sealed: string, aad: string): string | undefined { return this.openBytes(Buffer.from(sealed, 'base64url'), aad) }
+  open (sealed: string, aad: string): string | undefined {
+    // The earlier text form `v2.<key id>.<iv>.<body>` (same keys, same key ids): values sealed
+    // before the byte format (the shared identity key, live sessions) still open.
+    if (sealed.startsWith('v2.')) {
+      const [, id, iv, body, extra] = sealed.split('.')
+      if (id === undefined || iv === undefined || body === undefined || extra !== undefined) return undefined
+      return this.openBytes(Buffer.concat([Buffer.from([VERSION]), Buffer.from(id, 'base64url'), Buffer.from(iv, 'base64url'), Buffer.from(body, 'base64url')]), aad)
+    }
+    return this.openBytes(Buffer.from(sealed, 'base64url'), aad)
+  }
 
   sealJson (value: unknown, aad: string): string { return this.seal(JSON.stringify(value), aad) }
 

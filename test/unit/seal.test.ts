@@ -47,3 +47,11 @@ t.test('the cookie key and the sealing key come from one secret but differ', asy
   t.notOk(keys.cookieSecrets[0]?.includes('a'.repeat(32)), 'the secret itself is not used as a key')
   t.throws(() => sessionKeys([]))
 })
+
+t.test('values sealed in the earlier text form still open (the shared identity key, live sessions)', async t => {
+  const sealer = sealerFor(['a'.repeat(32)])
+  const bytes = sealer.sealBytes('kept', 'identity-signing-key')
+  const legacy = ['v2', bytes.subarray(1, 7).toString('base64url'), bytes.subarray(7, 19).toString('base64url'), bytes.subarray(19).toString('base64url')].join('.')
+  t.equal(sealer.open(legacy, 'identity-signing-key'), 'kept')
+  t.equal(sealer.open(legacy, 'other'), undefined)
+})
