@@ -148,7 +148,7 @@ t.test('docker-compose.yml: settings', async t => {
 t.test('Dockerfile', async t => {
   const stages = parseDockerfile(read('Dockerfile'))
   t.ok(stages.length >= 2, 'multi-stage')
-  for (const s of stages) t.match(s.image, /^node:22(-|$)/, `stage ${s.name ?? s.index}: official Node 22 image (${s.image})`)
+  for (const s of stages) t.match(s.image, /^node:24(-|$)/, `stage ${s.name ?? s.index}: official Node 24 LTS image (${s.image})`)
   const final = stages[stages.length - 1]
   const build = stages[0]
   if (final === undefined || build === undefined) return
