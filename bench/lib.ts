@@ -1,9 +1,9 @@
 // Building blocks of the bench: child processes, nginx, signed-in gateways, load runs with a
 // fine latency histogram, SSE delivery latency. Everything listens on 127.0.0.1, on free ports,
 // and every child is killed (by its own pid) when the bench ends, however it ends.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtempSync, rmSync, writeFileSync, readFileSync, existsSync, readdirSync } from 'node:fs'
+import { readFileSync, readdirSync } from 'node:fs'
 import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url'
 import { randomBytes } from 'node:crypto'
 import autocannon from 'autocannon'
 import { loadConfig } from '../src/config.js'
-import { freePort } from '../dev/ports.js'
+import { startNginx as startNginxWith, type Nginx } from '../dev/nginx.js'
 import { Browser, signIn, type BrowserRequestInit } from '../dev/sign-in-client.js'
 import { CLIENT_ID, CLIENT_SECRET } from './constants.js'
 
@@ -138,36 +138,14 @@ export async function checkSharedClock (upstreamUrl: string): Promise<{ ok: bool
 // nginx
 // ---------------------------------------------------------------------------------------------
 
-export function findNginx (): string | undefined {
-  for (const candidate of ['/usr/sbin/nginx', '/usr/local/sbin/nginx', '/usr/local/nginx/sbin/nginx']) {
-    if (existsSync(candidate)) return candidate
-  }
-  const which = spawnSync('sh', ['-c', 'command -v nginx'], { encoding: 'utf8' })
-  const found = which.stdout.trim()
-  return which.status === 0 && found !== '' ? found : undefined
-}
-
-export interface Nginx { url: string, version: string, pid: number, stop: () => Promise<void> }
+export { findNginx } from '../dev/nginx.js'
+export type { Nginx } from '../dev/nginx.js'
 
 /** A plain reverse proxy in front of the upstream: one worker, keep-alive both ways, no logging. */
-export async function startNginx (binary: string, upstreamPort: number): Promise<Nginx> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'entra-gw-bench-nginx-'))
-  const port = await freePort()
-  const conf = `# written by bench/lib.ts for one bench run
-daemon off;
-master_process off;
-worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/client_body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-  # Node and Fastify put no cap on requests per connection; neither does the ceiling.
+export async function startNginx (upstreamPort: number): Promise<Nginx> {
+  return await startNginxWith({
+    onChild: child => children.add(child),
+    http: port => `  # Node and Fastify put no cap on requests per connection; neither does the ceiling.
   keepalive_requests 1000000;
   upstream app {
     server 127.0.0.1:${upstreamPort};
@@ -181,48 +159,8 @@ http {
       proxy_http_version 1.1;
       proxy_set_header Connection "";
     }
-  }
-}
-`
-  const confPath = path.join(dir, 'nginx.conf')
-  writeFileSync(confPath, conf)
-  const version = spawnSync(binary, ['-v'], { encoding: 'utf8' }).stderr.trim().replace(/^nginx version: /, '')
-  // -e: the startup error log too goes to the temp dir, not /var/log/nginx.
-  const child = spawn(binary, ['-p', dir, '-e', path.join(dir, 'error.log'), '-c', confPath], { stdio: ['ignore', 'ignore', 'pipe'] })
-  children.add(child)
-  let stderr = ''
-  child.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
-  const url = `http://127.0.0.1:${port}`
-  const deadline = Date.now() + 10_000
-  for (;;) {
-    if (child.exitCode !== null) {
-      const log = existsSync(path.join(dir, 'error.log')) ? readFileSync(path.join(dir, 'error.log'), 'utf8') : ''
-      throw new Error(`nginx exited with ${child.exitCode}: ${stderr}${log}`)
-    }
-    try {
-      const res = await fetch(url + '/')
-      await res.arrayBuffer()
-      if (res.ok) break
-    } catch {}
-    if (Date.now() > deadline) { child.kill('SIGKILL'); throw new Error(`nginx did not answer within 10 s: ${stderr}`) }
-    await new Promise(resolve => setTimeout(resolve, 50))
-  }
-  return {
-    url,
-    version,
-    pid: child.pid as number,
-    stop: async () => {
-      if (child.exitCode === null && child.signalCode === null) {
-        const exited = once(child, 'exit')
-        child.kill('SIGTERM')
-        const timer = setTimeout(() => child.kill('SIGKILL'), 3000)
-        await exited
-        clearTimeout(timer)
-      }
-      children.delete(child)
-      rmSync(dir, { recursive: true, force: true })
-    }
-  }
+  }`
+  })
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -91,7 +91,7 @@ async function main (): Promise<void> {
     if (nginxBinary === undefined) {
       skipped.push('nginx: not installed, so the ceiling was NOT measured. Install it with: apt-get install nginx (Debian/Ubuntu; the bench starts its own instance, no service is needed)')
     } else {
-      nginx = await startNginx(nginxBinary, upstream.port)
+      nginx = await startNginx(upstream.port)
       cleanups.push(nginx.stop)
     }
 
