@@ -8,6 +8,7 @@ import { isNavigation } from '../policy/request-kind.js'
 import { safeReturnPath } from '../policy/return-path.js'
 import { escapeHtml } from '../pages/render.js'
 import { beginSignIn, completeSignIn, SignInError, type LoginTransaction, type SignInResult } from '../oidc/flow.js'
+import { explainEntraError } from '../oidc/entra-errors.js'
 import type { Principal } from '../principal/principal.js'
 import { readPrincipal } from '../tokens/principal.js'
 import { loginHintOf, TokenJar } from '../tokens/jar.js'
@@ -45,6 +46,16 @@ const SIGN_IN_REASONS: Record<string, string> = {
   userinfo_failed: 'Your account details could not be read from the identity provider.'
 }
 
+/** Failures that another attempt cannot mend. */
+const NO_RETRY = new Set(['tenant_not_allowed', 'token_future'])
+
+/** What the administrator can do, where the reason says it. */
+const ADMIN_HINTS: Record<string, string> = {
+  token_future: "Set the gateway host's clock right (NTP); OPENID_CLOCK_TOLERANCE allows a few seconds.",
+  tenant_not_allowed: "Add the account's tenant to OPENID_ALLOWED_TENANTS if it may use this application.",
+  idp_unavailable: 'The gateway cannot reach the identity provider: check its network path (egress proxy, DNS, firewall).'
+}
+
 async function signInPlugin (app: FastifyInstance, opts: { config: GatewayConfig }): Promise<void> {
   const { config } = opts
   const loginCookie = config.loginCookieName
@@ -79,21 +90,30 @@ async function signInPlugin (app: FastifyInstance, opts: { config: GatewayConfig
     return reply.redirect(url.href, 302)
   }
 
-  function signInFailed (request: FastifyRequest, reply: FastifyReply, reason: string, returnTo: string, idpError?: string, logDetail?: string): FastifyReply {
-    request.log.warn({ event: 'sign_in_failed', reason, idpError, detail: logDetail, ip: request.ip }, 'sign-in failed')
+  function signInFailed (request: FastifyRequest, reply: FastifyReply, reason: string, returnTo: string, failure: { idpError?: string, idp?: SignInError['idp'], logDetail?: string } = {}): FastifyReply {
+    const { idpError, idp } = failure
+    // The log keeps Microsoft's own words; the page says them plainly, with who can fix it.
+    request.log.warn({ event: 'sign_in_failed', reason, idpError, idpDescription: idp?.description, detail: failure.logDetail, ip: request.ip }, 'sign-in failed')
     app.metrics.signIns.inc({ result: reason })
-    const retry = '/oauth2/sign_in?rd=' + encodeURIComponent(returnTo)
-    const words = SIGN_IN_REASONS[reason] ?? 'The sign-in could not be completed.'
+    const explained = idp !== undefined ? explainEntraError(idp.error, idp.description) : undefined
+    const words = explained?.user ?? SIGN_IN_REASONS[reason] ?? 'The sign-in could not be completed.'
+    const retry = explained?.retry ?? !NO_RETRY.has(reason)
+    const otherAccount = explained?.otherAccount ?? reason === 'tenant_not_allowed'
+    const actions = [
+      retry ? `<a class="button" href="${escapeHtml('/oauth2/sign_in?rd=' + encodeURIComponent(returnTo))}">Try signing in again</a>` : '',
+      otherAccount ? `<a href="${escapeHtml('/oauth2/sign_in?prompt=select_account&rd=' + encodeURIComponent(returnTo))}">Use a different account</a>` : ''
+    ].join('')
+    const admin = explained?.admin ?? ADMIN_HINTS[reason]
     return reply.problem({
       status: reason === 'idp_unavailable' ? 503 : 400,
       error: 'sign_in_failed',
       message: words,
       page: {
         title: "Sign-in didn't complete",
-        body: `<p>${escapeHtml(words)}</p><div class="actions"><a class="button" href="${escapeHtml(retry)}">Try signing in again</a></div>`,
-        detail: `Reason: ${reason}${idpError !== undefined ? ` (${idpError})` : ''}. Request id ${request.id}.`
+        body: `<p>${escapeHtml(words)}</p>${admin !== undefined ? `<p class="admin"><strong>For your administrator:</strong> ${escapeHtml(admin)}</p>` : ''}${actions !== '' ? `<div class="actions">${actions}</div>` : ''}`,
+        detail: `Code ${explained?.code ?? idpError ?? reason}${explained !== undefined || idpError !== undefined ? ` (${reason})` : ''} · request id ${request.id}`
       },
-      json: { reason, idp_error: idpError }
+      json: { reason, idp_error: idpError, retry, ...(admin !== undefined ? { admin_hint: admin } : {}) }
     })
   }
 
@@ -139,8 +159,8 @@ async function signInPlugin (app: FastifyInstance, opts: { config: GatewayConfig
     try {
       result = await completeSignIn(oidc, { callbackUrl, state, transaction, allowedTenants: config.allowedTenants })
     } catch (err) {
-      if (err instanceof SignInError) signInFailed(request, reply, err.reason, transaction.returnTo, err.idpError, err.message)
-      else signInFailed(request, reply, 'token_invalid', transaction.returnTo, undefined, (err as Error).message)
+      if (err instanceof SignInError) signInFailed(request, reply, err.reason, transaction.returnTo, { idpError: err.idpError, idp: err.idp, logDetail: err.message })
+      else signInFailed(request, reply, 'token_invalid', transaction.returnTo, { logDetail: (err as Error).message })
       return true
     }
     const loginHint = loginHintOf(result.claims)
@@ -156,7 +176,7 @@ async function signInPlugin (app: FastifyInstance, opts: { config: GatewayConfig
     try {
       user = await readPrincipal({ config, oidc, jar, graph: app.tokens.graph, pool: app.tokens.pool }, result.claims, Date.now())
     } catch (err) {
-      signInFailed(request, reply, 'userinfo_failed', transaction.returnTo, undefined, (err as Error).message)
+      signInFailed(request, reply, 'userinfo_failed', transaction.returnTo, { logDetail: (err as Error).message })
       return true
     }
 

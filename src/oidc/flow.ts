@@ -69,11 +69,14 @@ export class SignInError extends Error {
   readonly reason: string
   /** The IdP's own error code (an AADSTS number when Entra says it), for the helpdesk. */
   readonly idpError: string | undefined
-  constructor (reason: string, message: string, opts: { idpError?: string, cause?: unknown } = {}) {
+  /** The IdP's `error` and `error_description` as it sent them (Microsoft's words, for the log). */
+  readonly idp: { error: string, description: string | undefined } | undefined
+  constructor (reason: string, message: string, opts: { idpError?: string, idp?: { error: string, description: string | undefined }, cause?: unknown } = {}) {
     super(message, { cause: opts.cause })
     this.name = 'SignInError'
     this.reason = reason
     this.idpError = opts.idpError
+    this.idp = opts.idp
   }
 }
 
@@ -105,15 +108,19 @@ export async function completeSignIn (
     })
   } catch (err) {
     if (err instanceof client.AuthorizationResponseError) {
-      const description = typeof err.error_description === 'string' ? err.error_description : ''
-      const aadsts = /AADSTS\d+/.exec(description)?.[0]
-      throw new SignInError('idp_error', `the identity provider answered ${err.error}`, { idpError: aadsts ?? err.error, cause: err })
+      const description = typeof err.error_description === 'string' ? err.error_description : undefined
+      const aadsts = /AADSTS\d+/.exec(description ?? '')?.[0]
+      throw new SignInError('idp_error', `the identity provider answered ${err.error}`, { idpError: aadsts ?? err.error, idp: { error: err.error, description }, cause: err })
     }
     if (idpUnreachable(err)) {
       throw new SignInError('idp_unavailable', `the token endpoint could not be reached (${describeFailure(err)})`, { cause: err })
     }
     if (err instanceof client.ResponseBodyError) {
-      throw new SignInError('token_error', `the token endpoint refused the code: ${err.error}`, { idpError: err.error, cause: err })
+      // Entra's token endpoint names the cause (a wrong or expired client secret) only in the
+      // description's AADSTS code.
+      const description = typeof err.error_description === 'string' ? err.error_description : undefined
+      const aadsts = /AADSTS\d+/.exec(description ?? '')?.[0]
+      throw new SignInError('token_error', `the token endpoint refused the code: ${err.error}`, { idpError: aadsts ?? err.error, idp: { error: err.error, description }, cause: err })
     }
     const code = (err as { code?: string }).code
     throw new SignInError('token_invalid', `the sign-in response failed validation (${code ?? (err as Error).message})`, { cause: err })

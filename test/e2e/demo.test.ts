@@ -1,7 +1,7 @@
 // `npm run demo` as a person runs it: through npm, stopped by a signal sent to npm's own process
 // (what a terminal's Ctrl-C, `kill`, or a process manager sends), and told which setting moves a
 // port that is already taken.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { createServer, connect } from 'node:net'
 import { once } from 'node:events'
 import { startProcess, listeningOrigin, type Proc } from '../helpers/process.js'
@@ -27,7 +27,7 @@ async function listening (port: number): Promise<boolean> {
   }
 }
 
-async function startDemo (t: Tap.Test, env: Record<string, string>): Promise<Proc> {
+async function startDemo (t: Test, env: Record<string, string>): Promise<Proc> {
   const proc = startProcess(['npm', 'run', 'demo'], { cwd: REPO_ROOT, env: { ...baseEnv(), ...env } })
   t.teardown(async () => { await proc.kill() })
   return proc
