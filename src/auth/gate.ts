@@ -8,6 +8,7 @@ import type { GatewayConfig } from '../config.js'
 import { decide, type Denied, type Subject } from '../policy/decide.js'
 import { normalizePath, isPublic } from '../policy/rules.js'
 import { isNavigation } from '../policy/request-kind.js'
+import { safeReturnPath } from '../policy/return-path.js'
 import { escapeHtml } from '../pages/render.js'
 import { displayName, type Principal } from '../principal/principal.js'
 
@@ -19,14 +20,14 @@ declare module 'fastify' {
   }
 }
 
-export function deniedBody (who: string, denied: Denied, subject: Subject): string {
+export function deniedBody (who: string, denied: Denied, subject: Subject, returnTo: string): string {
   const lacking = denied.reason === 'groups_unavailable'
     ? '<p>Your group membership could not be checked just now, so access cannot be confirmed. Please try again in a few minutes.</p>'
     : `<p>${denied.requiredRoles.length > 0 ? `Your account has ${subject.roles.length === 0 ? 'no roles' : `the roles ${escapeHtml(subject.roles.join(', '))}`} for this application.` : `Your account is in ${subject.groups.length} group${subject.groups.length === 1 ? '' : 's'}, none of them one that is required.`} Ask your administrator to give your account access, then sign in again.</p>`
   return `<p>You are signed in as <strong>${escapeHtml(who)}</strong>, but this application ${escapeHtml(denied.requirement)}.</p>
 ${lacking}
 <div class="actions"><form method="post" action="/oauth2/sign_out"><button type="submit">Sign out</button></form>
-<a href="/oauth2/sign_in?prompt=select_account">Use a different account</a></div>`
+<a href="/oauth2/start?prompt=select_account&amp;rd=${escapeHtml(encodeURIComponent(returnTo))}">Use a different account</a></div>`
 }
 
 async function gatePlugin (app: FastifyInstance, opts: { config: GatewayConfig }): Promise<void> {
@@ -42,7 +43,8 @@ async function gatePlugin (app: FastifyInstance, opts: { config: GatewayConfig }
       status: 403,
       error: 'forbidden',
       message: `This application ${decision.requirement}.`,
-      page: { title: 'Access denied', body: deniedBody(who, decision, principal) },
+      // Another account goes back where this one was refused (only a navigation's path is kept).
+      page: { title: 'Access denied', body: deniedBody(who, decision, principal, request.method === 'GET' ? safeReturnPath(request.url) : '/') },
       json: { reason: decision.reason, required_roles: decision.requiredRoles, required_groups: decision.requiredGroups, signed_in_as: who }
     })
   }

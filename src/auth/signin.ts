@@ -100,8 +100,8 @@ async function signInPlugin (app: FastifyInstance, opts: { config: GatewayConfig
     const retry = explained?.retry ?? !NO_RETRY.has(reason)
     const otherAccount = explained?.otherAccount ?? reason === 'tenant_not_allowed'
     const actions = [
-      retry ? `<a class="button" href="${escapeHtml('/oauth2/sign_in?rd=' + encodeURIComponent(returnTo))}">Try signing in again</a>` : '',
-      otherAccount ? `<a href="${escapeHtml('/oauth2/sign_in?prompt=select_account&rd=' + encodeURIComponent(returnTo))}">Use a different account</a>` : ''
+      retry ? `<a class="button" href="${escapeHtml('/oauth2/start?rd=' + encodeURIComponent(returnTo))}">Try signing in again</a>` : '',
+      otherAccount ? `<a href="${escapeHtml('/oauth2/start?prompt=select_account&rd=' + encodeURIComponent(returnTo))}">Use a different account</a>` : ''
     ].join('')
     const admin = explained?.admin ?? ADMIN_HINTS[reason]
     return reply.problem({
@@ -197,12 +197,12 @@ async function signInPlugin (app: FastifyInstance, opts: { config: GatewayConfig
   }
 
   /** With OPENID_AUTO_REDIRECT=false: a page with the sign-in button instead of a redirect. */
-  function signInPage (reply: FastifyReply, returnTo: string): FastifyReply {
-    const href = '/oauth2/sign_in?rd=' + encodeURIComponent(returnTo)
+  function signInPage (reply: FastifyReply, returnTo: string, status = 401): FastifyReply {
+    const href = '/oauth2/start?rd=' + encodeURIComponent(returnTo)
     const icon = config.imageUrl !== undefined || config.logoFile !== undefined ? '<img src="/oauth2/assets/logo" alt="">' : ''
-    return reply.page(401, {
+    return reply.page(status, {
       title: `Sign in to ${config.title}`,
-      body: `<p>Sign in with your work or school account to continue.</p><div class="actions"><a class="button" id="sign-in" href="${escapeHtml(href)}">${icon}${escapeHtml(config.buttonLabel)}</a></div>`
+      body: `<p>Sign in with your work or school account to continue.</p><div class="actions"><a class="button" id="sign-in" href="${escapeHtml(href)}">${icon}${escapeHtml(config.buttonLabel)}</a><a href="${escapeHtml(href + '&prompt=select_account')}">Use a different account</a></div>`
     })
   }
 
@@ -222,11 +222,16 @@ async function signInPlugin (app: FastifyInstance, opts: { config: GatewayConfig
 
   app.decorate('signIn', { requireSignIn, handleCallback })
 
-  app.get('/oauth2/sign_in', async (request, reply) => {
+  /** `/oauth2/start` always goes to the IdP; `/oauth2/sign_in` shows the sign-in page first when OPENID_AUTO_REDIRECT=false (oauth2-proxy's pair of routes). */
+  const signInRoute = (alwaysStart: boolean) => async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
     const query = request.query as Record<string, unknown>
     const prompt = typeof query.prompt === 'string' && PROMPTS.has(query.prompt) ? query.prompt : undefined
-    return await startSignIn(request, reply, safeReturnPath(query.rd), prompt)
-  })
+    const returnTo = safeReturnPath(query.rd)
+    if (!alwaysStart && !config.autoRedirect && prompt === undefined) return signInPage(reply, returnTo, 200)
+    return await startSignIn(request, reply, returnTo, prompt)
+  }
+  app.get('/oauth2/sign_in', signInRoute(false))
+  app.get('/oauth2/start', signInRoute(true))
 }
 
 export default fp(signInPlugin, { name: 'signin', fastify: '5.x', dependencies: ['session', 'discovery', 'pages', 'tokens'] })

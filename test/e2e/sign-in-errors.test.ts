@@ -32,7 +32,7 @@ t.test('AADSTS50105 (not assigned to the app): who can fix it, and no "try again
   t.match(said, 'For your administrator: Assign the user, or a group they belong to, to the application', 'who fixes it, and how')
   t.match(said, /Code AADSTS50105 \(idp_error\) · request id [0-9a-f-]{36}/, 'the code and the request id in small print')
   t.notMatch(said, 'Try signing in again', 'no "try again": it cannot help')
-  t.match(html, 'href="/oauth2/sign_in?prompt=select_account&amp;rd=%2Fc%2Fchat"', 'a different account may help, back to where the user was going')
+  t.match(html, 'href="/oauth2/start?prompt=select_account&amp;rd=%2Fc%2Fchat"', 'a different account may help, back to where the user was going')
   t.notMatch(said, 'state_unknown')
   const line = stack.logs.find(l => l.event === 'sign_in_failed')
   t.equal(line?.idpError, 'AADSTS50105', 'the log has the code')
