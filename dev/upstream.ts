@@ -236,7 +236,7 @@ function identityPage (echo: { method: string, url: string, headers: IncomingHtt
         ? `<details><summary><code>${escapeHtml(shorten(raw))}</code> <span class="show">show</span></summary><code class="long">${escapeHtml(raw)}</code></details>`
         : escapeHtml(decodeHeaderValue(raw))
       const asSent = raw !== decodeHeaderValue(raw) ? `<div class="sent">as sent: <code>${escapeHtml(raw)}</code></div>` : ''
-      return `<tr><th scope="row">${escapeHtml(n)}</th><td>${shown}${asSent}</td></tr>`
+      return `<tr><th scope="row">${escapeHtml(n)}</th><td><span class="value">${shown}</span>${asSent}</td></tr>`
     })
     .join('\n')
 

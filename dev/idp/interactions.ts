@@ -91,6 +91,7 @@ function describeUser (user: IdpUser): string {
   const groups = user.groups ?? []
   const has = roles.length > 0 ? `app role${roles.length === 1 ? '' : 's'} ${roles.join(', ')}` : 'no app role'
   const member = groups.length > 0 ? `, ${groups.length} group${groups.length === 1 ? '' : 's'}` : ''
+  if (user.assigned === false) return 'not assigned to the application: Entra-style refusal (AADSTS50105) before the gateway is reached'
   const outcome = roles.length > 0 ? 'let in where one of these roles is required' : 'refused where a role is required: shows the access-denied page'
   return `${has}${member}: ${outcome}`
 }
