@@ -67,7 +67,7 @@ export default async function forwardAuthRoutes (app: FastifyInstance, opts: { c
       return app.refuseAuthentication(reply, auth)
     }
     const decision = decide(config, auth.principal, path !== undefined ? { method: original.method, path } : undefined)
-    if (!decision.allowed) return app.deny(request, reply, auth.principal, decision)
+    if (!decision.allowed) return app.deny(request, reply, auth.principal, decision, original.url.split('?', 1)[0])
 
     const identity = await identityFor(request)
     reply.code(202).headers(NO_STORE)

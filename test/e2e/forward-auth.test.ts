@@ -208,6 +208,7 @@ t.test('a rule on the original URI applies: alice is refused on /admin, not on /
     t.equal((await res.json() as Record<string, string>).reason, 'path_role')
   }
   t.equal(fa.upstream.requests.length, before, 'none reached the upstream')
+  t.ok(fa.stack.logs.some(l => l.event === 'denied' && l.path === '/admin' && l.rule === '/admin'), 'the denial is logged with the original path, not /oauth2/auth')
   t.equal((await aliceBrowser.request(`${site}/`, { headers: JSON_API })).status, 200)
   t.equal((await aliceBrowser.request(`${site}/administration`, { headers: JSON_API })).status, 200, 'a prefix matches whole segments')
 })
