@@ -1,11 +1,11 @@
 // Forward-auth: a real nginx (Debian's) in front of the demo upstream, asking the gateway about
-// every request with auth_request, configured by including the shipped snippets themselves
-// (deploy/nginx/). Sign-in through nginx, identity to the upstream, refusals, per-path rules on
+// every request with auth_request, configured by the shipped example site, which includes the
+// shipped snippets themselves (deploy/nginx/). Sign-in through nginx, identity to the upstream, refusals, per-path rules on
 // the original URI, public paths, and the attacks: a client naming its own original URI
 // (directly or through nginx) and a client sending its own identity headers.
 import t from 'tap'
 import http from 'node:http'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -23,6 +23,29 @@ const alice = DEMO_USERS.find(u => u.username === 'alice')!
 const bob = DEMO_USERS.find(u => u.username === 'bob')!
 const JSON_API = { accept: 'application/json', 'sec-fetch-mode': 'cors' }
 
+/**
+ * The shipped example site (deploy/nginx/example-server.conf), which includes the shipped
+ * snippets, with only its addresses made local: loopback ports for the gateway, LibreChat and
+ * nginx itself, plain http instead of TLS, and the snippets' own directory. Each replacement must
+ * match, so a change to the example's shape fails here rather than going untested.
+ */
+function exampleSite (port: number, gatewayPort: number, upstreamPort: number): string {
+  let conf = readFileSync(join(SNIPPETS, 'example-server.conf'), 'utf8')
+  const replace = (from: string | RegExp, to: string): void => {
+    const next = conf.replace(from, to)
+    if (next === conf) throw new Error(`example-server.conf no longer has ${String(from)}`)
+    conf = next
+  }
+  replace('server gateway:3080;', `server 127.0.0.1:${gatewayPort};`)
+  replace('server api:3080;', `server 127.0.0.1:${upstreamPort};`)
+  replace('listen 443 ssl;', `listen 127.0.0.1:${port};`)
+  replace(/^\s*ssl_certificate(_key)?\s.*\n/gm, '')
+  replace('server_name <chat.example.com>;', 'server_name localhost;\n    location = /nginx-ready { return 204; }')
+  replace(/\/etc\/nginx\/entra-gateway\//g, `${SNIPPETS}/`)
+  if (conf.split('\n').some(line => !line.trimStart().startsWith('#') && line.includes('<'))) throw new Error('example-server.conf has a placeholder this test does not fill')
+  return conf
+}
+
 interface Setup { nginx: Nginx, stack: Stack, idp: Idp, upstream: Upstream, gatewayPort: number }
 
 /**
@@ -33,27 +56,7 @@ async function start (rulesFile: string): Promise<Setup> {
   const upstream = await startUpstream()
   try {
     return await withFreePort(async gatewayPort => {
-      const nginx = await startNginx({
-        readyPath: '/nginx-ready',
-        http: (port) => `
-  upstream entra_gateway { server 127.0.0.1:${gatewayPort}; keepalive 4; }
-  upstream app { server 127.0.0.1:${upstream.port}; }
-  server {
-    listen 127.0.0.1:${port};
-    include ${SNIPPETS}/forward-auth.conf;
-    location = /nginx-ready { return 204; }
-    location = ${CALLBACK} {
-      proxy_pass http://entra_gateway;
-      proxy_set_header Host $host;
-    }
-    location / {
-      include ${SNIPPETS}/forward-auth-location.conf;
-      proxy_pass http://app;
-      proxy_http_version 1.1;
-      proxy_set_header Host $host;
-    }
-  }`
-      })
+      const nginx = await startNginx({ readyPath: '/nginx-ready', http: port => exampleSite(port, gatewayPort, upstream.port) })
       let idp: Idp | undefined
       try {
         idp = await startIdp({
@@ -292,4 +295,12 @@ t.test('the check refreshes an expiring session like a proxied request', async t
   t.equal(fa.upstream.requests.at(-1)!.headers['x-forwarded-user'], alice.oid)
   // The access token is renewed, not merely still valid.
   await editSession(fa.stack.store, aliceBrowser, site, cookieName, s => { t.ok(s.accessExp > Math.floor(Date.now() / 1000) + 60, 'the renewed expiry is stored') })
+})
+
+t.test('a chat stream passes the example site after the check', async t => {
+  const res = await aliceBrowser.request(`${site}/api/agents/chat/stream/1`, { headers: { accept: 'text/event-stream', 'sec-fetch-mode': 'cors' } })
+  t.equal(res.status, 200)
+  t.match(res.headers.get('content-type'), /text\/event-stream/)
+  t.equal((await res.text()).match(/^data: /gm)?.length, 5, 'every event')
+  t.equal(fa.upstream.requests.at(-1)!.headers['x-forwarded-user'], alice.oid)
 })
