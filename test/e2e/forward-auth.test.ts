@@ -73,7 +73,8 @@ async function start (rulesFile: string): Promise<Setup> {
             TRUSTED_PROXIES: '127.0.0.1',
             OPENID_REQUIRED_ROLE: 'ChatUser',
             AUTHZ_RULES_FILE: rulesFile,
-            FORWARD_ACCESS_TOKEN: 'true'
+            FORWARD_ACCESS_TOKEN: 'true',
+            BEARER_AUTH: 'true'
           }
         })
         return { nginx, stack, idp, upstream, gatewayPort }
@@ -163,6 +164,7 @@ t.test('a navigation signs in and lands on the original path, every query parame
 })
 
 t.test('/oauth2/auth answers 202 with X-Auth-Request-* and no-store', async t => {
+  const before = fa.upstream.requests.length
   const res = await direct(fa.gatewayPort, '/oauth2/auth', { cookie: aliceCookie, 'x-original-uri': '/c/x', 'x-original-method': 'POST' }, '127.0.0.1')
   t.equal(res.status, 202)
   t.equal(res.headers['cache-control'], 'no-store')
@@ -185,6 +187,7 @@ t.test('/oauth2/auth answers 202 with X-Auth-Request-* and no-store', async t =>
   t.equal(anon.headers.location, undefined)
   t.match(anon.headers['content-type'], /json/)
   t.equal(anon.headers['cache-control'], 'no-store')
+  t.equal(fa.upstream.requests.length, before, 'a check makes no upstream call')
 })
 
 t.test('a refused user gets 403 with the reason, through nginx and from the check itself', async t => {
@@ -303,4 +306,22 @@ t.test('a chat stream passes the example site after the check', async t => {
   t.match(res.headers.get('content-type'), /text\/event-stream/)
   t.equal((await res.text()).match(/^data: /gm)?.length, 5, 'every event')
   t.equal(fa.upstream.requests.at(-1)!.headers['x-forwarded-user'], alice.oid)
+})
+
+t.test('an API bearer token (BEARER_AUTH) is judged by the same check', async t => {
+  const now = Math.floor(Date.now() / 1000)
+  const claims = { iss: fa.idp.issuer, aud: CLIENT_ID, sub: 's', oid: alice.oid, tid: fa.idp.tenantId, roles: ['ChatUser'], scp: 'access_as_user', iat: now - 60, nbf: now - 60, exp: now + 600 }
+  const token = await fa.idp.signJwt(claims)
+  const res = await fetch(`${site}/api/messages`, { headers: { ...JSON_API, authorization: `Bearer ${token}` } })
+  t.equal(res.status, 200, 'no session needed')
+  const seen = fa.upstream.requests.at(-1)!.headers
+  t.equal(seen['x-forwarded-user'], alice.oid)
+  t.equal(seen['x-forwarded-roles'], 'ChatUser')
+  t.equal(seen.authorization, `Bearer ${token}`, 'the client\'s Authorization passes')
+  t.equal(seen['x-forwarded-identity'], undefined, 'nothing signed in a bearer caller\'s name')
+  const expired = await fetch(`http://127.0.0.1:${fa.gatewayPort}/oauth2/auth`, { headers: { authorization: `Bearer ${await fa.idp.signJwt({ ...claims, iat: now - 7200, nbf: now - 7200, exp: now - 3600 })}` } })
+  t.equal(expired.status, 401)
+  t.match(expired.headers.get('www-authenticate') ?? '', /invalid_token/)
+  const noRole = await fetch(`${site}/api/messages`, { headers: { ...JSON_API, authorization: `Bearer ${await fa.idp.signJwt({ ...claims, roles: undefined })}` } })
+  t.equal(noRole.status, 403, 'the same role rules apply')
 })
