@@ -20,6 +20,7 @@ import directoryRoutes from './routes/directory.js'
 import gatePlugin from './auth/gate.js'
 import healthRoutes from './routes/health.js'
 import userinfoRoutes from './routes/userinfo.js'
+import forwardAuthRoutes from './routes/forward-auth.js'
 import proxyPlugin from './proxy/plugin.js'
 import upstreamPlugin from './proxy/upstream.js'
 import { StoreUnavailableError } from './session/store.js'
@@ -100,6 +101,7 @@ export async function buildApp (config: GatewayConfig, opts: BuildOptions = {}):
   await app.register(userinfoRoutes, { config })
   await app.register(tokenRoutes, { config })
   await app.register(directoryRoutes, { config })
+  await app.register(forwardAuthRoutes, { config })
   await app.register(upstreamPlugin, { config })
   await app.register(proxyPlugin, { config })
   return app

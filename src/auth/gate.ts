@@ -16,7 +16,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     gate: (request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply | undefined>
     /** The 403 for a principal that policy refused: logged, counted, explained. */
-    deny: (request: FastifyRequest, reply: FastifyReply, principal: Principal, decision: Denied) => FastifyReply
+    /** `path`: the path judged, when it is not the request's own (a forward-auth check's original request). */
+    deny: (request: FastifyRequest, reply: FastifyReply, principal: Principal, decision: Denied, path?: string) => FastifyReply
   }
 }
 
@@ -35,10 +36,10 @@ async function gatePlugin (app: FastifyInstance, opts: { config: GatewayConfig }
   const callbackPath = config.callbackPath
   const hasRules = config.rules.rules.length > 0 || config.rules.publicPaths.length > 0
 
-  function deny (request: FastifyRequest, reply: FastifyReply, principal: Principal, decision: Denied): FastifyReply {
+  function deny (request: FastifyRequest, reply: FastifyReply, principal: Principal, decision: Denied, path?: string): FastifyReply {
     const who = displayName(principal)
     app.metrics.denials.inc({ reason: decision.reason })
-    request.log.info({ event: 'denied', user: principal.userId, tenant: principal.tenantId, ip: request.ip, reason: decision.reason, requirement: decision.requirement, rule: decision.rule, authzError: principal.authzError, path: request.url.split('?', 1)[0] }, 'access denied')
+    request.log.info({ event: 'denied', user: principal.userId, tenant: principal.tenantId, ip: request.ip, reason: decision.reason, requirement: decision.requirement, rule: decision.rule, authzError: principal.authzError, path: path ?? request.url.split('?', 1)[0] }, 'access denied')
     return reply.problem({
       status: 403,
       error: 'forbidden',

@@ -6,6 +6,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { GatewayConfig } from '../config.js'
 import { isNavigation } from '../policy/request-kind.js'
 import { safeReturnPath } from '../policy/return-path.js'
+import { namedOriginalRequest, trustedPeers } from '../policy/original-request.js'
 import { escapeHtml } from '../pages/render.js'
 import { beginSignIn, completeSignIn, SignInError, type LoginTransaction, type SignInResult } from '../oidc/flow.js'
 import { explainEntraError } from '../oidc/entra-errors.js'
@@ -17,9 +18,15 @@ import { readCookie, serializeCookie } from '../session/cookies.js'
 import { boundedReturnPath, LOGIN_COOKIE_MAX_AGE_MS, readTransactions, sealTransactions } from './login-cookie.js'
 const PROMPTS = new Set(['select_account', 'login'])
 
+/** The request that needs a sign-in, when it is not the one being answered (a proxy handed it over). */
+export interface RequestToSignIn { method: string, url: string }
+
 export interface SignIn {
-  /** Answers a request that has no session: a redirect to the IdP for a navigation, else 401 JSON. */
-  requireSignIn: (request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply>
+  /**
+   * Answers a request that has no session: a redirect to the IdP for a navigation, else 401
+   * JSON. `original`: the request a trusted proxy handed over, judged in place of this one.
+   */
+  requireSignIn: (request: FastifyRequest, reply: FastifyReply, original?: RequestToSignIn) => Promise<FastifyReply>
   /**
    * Completes a sign-in when the request carries the state of one this browser started.
    * Returns false (and does nothing) otherwise, so the request goes on as an ordinary one.
@@ -206,9 +213,9 @@ async function signInPlugin (app: FastifyInstance, opts: { config: GatewayConfig
     })
   }
 
-  async function requireSignIn (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
-    const returnTo = safeReturnPath(request.url)
-    if (isNavigation(request.method, request.headers)) {
+  async function requireSignIn (request: FastifyRequest, reply: FastifyReply, original: RequestToSignIn = request): Promise<FastifyReply> {
+    const returnTo = safeReturnPath(original.url)
+    if (isNavigation(original.method, request.headers)) {
       // The app logged the user out: end the Entra session now rather than sign in silently again.
       const endSession = await app.signOut.takeEndSessionRedirect(request)
       if (endSession !== undefined) return reply.header('cache-control', 'no-store').redirect(endSession, 303)
@@ -222,10 +229,19 @@ async function signInPlugin (app: FastifyInstance, opts: { config: GatewayConfig
 
   app.decorate('signIn', { requireSignIn, handleCallback })
 
+  const fromTrustedProxy = trustedPeers(config.trustedProxies)
   /** `/oauth2/start` always goes to the IdP; `/oauth2/sign_in` shows the sign-in page first when OPENID_AUTO_REDIRECT=false (oauth2-proxy's pair of routes). */
   const signInRoute = (alwaysStart: boolean) => async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
     const query = request.query as Record<string, unknown>
     const prompt = typeof query.prompt === 'string' && PROMPTS.has(query.prompt) ? query.prompt : undefined
+    // Handed over by a proxy in front (nginx's `error_page 401` of forward-auth), with the
+    // original request in X-Original-URI/-Method: judged as that request, so an API call stays
+    // a 401 and a navigation signs in and comes back to it, query and all (no escaping in nginx).
+    // The TCP peer decides, not a header; anyone else's visit is an explicit sign-in, as before.
+    if (!alwaysStart && query.rd === undefined && prompt === undefined && fromTrustedProxy(request.socket.remoteAddress)) {
+      const named = namedOriginalRequest(request.headers)
+      if (named !== undefined && named !== 'invalid') return await requireSignIn(request, reply, named)
+    }
     const returnTo = safeReturnPath(query.rd)
     if (!alwaysStart && !config.autoRedirect && prompt === undefined) return signInPage(reply, returnTo, 200)
     return await startSignIn(request, reply, returnTo, prompt)

@@ -408,11 +408,11 @@ export function checkForwardedHeaders (settings: Pick<DoctorSettings, 'trustedPr
   ]
   const trusted = settings.trustedProxies
   if (trusted.some(p => p === '0.0.0.0/0' || p === '::/0')) {
-    findings.push(warn(`TRUSTED_PROXIES (${trusted.join(', ')}) trusts every address: any client can choose its own X-Forwarded-For/-Proto/-Host`,
+    findings.push(warn(`TRUSTED_PROXIES (${trusted.join(', ')}) trusts every address: any client can choose its own X-Forwarded-For/-Proto/-Host, and the request a forward-auth check (/oauth2/auth) judges`,
       'list only the addresses of your reverse proxy or load balancer, e.g. 10.0.0.0/8'))
   } else {
     findings.push(ok(`X-Forwarded-For, X-Forwarded-Proto and X-Forwarded-Host are set from the connection; a client's own values are kept only from ${trusted.length > 0 ? trusted.join(', ') : 'nobody (TRUSTED_PROXIES is empty)'}`,
-      trusted.length > 0 ? 'nothing to do' : 'behind a reverse proxy, set TRUSTED_PROXIES to its address so the real client address is logged'))
+      trusted.length > 0 ? 'nothing to do' : 'behind a reverse proxy, set TRUSTED_PROXIES to its address so the real client address is logged (and, with forward-auth, so per-path rules see the request it names)'))
   }
   return findings
 }

@@ -4,11 +4,11 @@
 import { ServerResponse, type IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import proxyAddr from '@fastify/proxy-addr'
 import type { GatewayConfig } from '../config.js'
 import { upstreamRequestHeaders } from './headers.js'
 import { upstreamIdentity } from './identity.js'
 import { normalizePath } from '../policy/rules.js'
+import { trustedPeers } from '../policy/original-request.js'
 
 /** An upgrade's socket and first bytes, parked on the raw request while the gate runs. */
 const kUpgrade = Symbol('entra-gateway.upgrade')
@@ -16,7 +16,7 @@ type UpgradeRequest = IncomingMessage & { [kUpgrade]?: { socket: Duplex, head: B
 
 export default async function proxyPlugin (app: FastifyInstance, opts: { config: GatewayConfig }): Promise<void> {
   const { config } = opts
-  const trust = proxyAddr.compile(config.trustedProxies)
+  const trusted = trustedPeers(config.trustedProxies)
   const cookieNames = [config.cookieName, config.loginCookieName]
   const logoutRoutes = new Set(config.logoutPaths.map(l => `${l.method} ${l.path}`))
   const logoutMethods = new Set(config.logoutPaths.map(l => l.method))
@@ -31,7 +31,7 @@ export default async function proxyPlugin (app: FastifyInstance, opts: { config:
     const peer = request.socket.remoteAddress ?? ''
     return upstreamRequestHeaders(request.raw.rawHeaders, cookieNames, {
       peer,
-      trusted: config.trustedProxies.length > 0 && trust(peer, 0),
+      trusted: trusted(peer),
       protocol: request.protocol,
       host: request.headers.host
     }, await identityFor(request))

@@ -47,6 +47,8 @@ export interface StackOptions {
   upstream?: StackUpstream
   /** Start a Graph stand-in trusting this IdP, and point GRAPH_API_URL at it. */
   graph?: Omit<StartGraphOptions, 'issuer'>
+  /** Listen here (a port the caller already wrote into a proxy's configuration) instead of a free one. */
+  port?: number
 }
 
 export function logCapture (): { stream: Writable, logs: Array<Record<string, unknown>>, raw: string[] } {
@@ -65,6 +67,7 @@ export function logCapture (): { stream: Writable, logs: Array<Record<string, un
 
 export async function startStack (opts: StackOptions = {}): Promise<Stack> {
   // The port goes into DOMAIN_SERVER and the IdP's redirect URIs before the gateway listens.
+  if (opts.port !== undefined) return await startStackOn(opts.port, opts)
   return await withFreePort(async port => await startStackOn(port, opts))
 }
 
