@@ -146,7 +146,7 @@ for (const c of CASES) {
 
 t.test('docker-compose.yml: the gateway takes api\'s place on the host', async t => {
   const s = services(merged(CASES[0] as Case))
-  t.same(s.gateway?.ports, ['3080:3080'], 'published on LibreChat\'s PORT (${PORT:-3080}), where users already go')
+  t.same(s.gateway?.ports, ['3080:3080'], 'published on LibreChat\'s PORT, where users already go')
   t.same(s['admin-panel']?.ports, ['3000:3000'], 'the admin panel is left as LibreChat publishes it')
   t.notOk('TRUSTED_PROXIES' in environmentOf(s.gateway as ComposeService), 'no proxy trusted: the gateway is the edge')
 })
