@@ -86,10 +86,12 @@ t.test('sign-in, identity, streaming, WebSockets and uploads through the shipped
   t.equal(seen?.headers['x-forwarded-user'], alice.oid, 'LibreChat receives the signed-in user')
 
   // Server-sent events: the stand-in writes event n+1 only after the test has received event n,
-  // so a buffering proxy would hold the first event and never see the second asked for.
-  const res = await fetch(`${publicUrl}/api/agents/chat/stream/1`, { headers: { cookie, accept: 'text/event-stream' } })
+  // so a buffering proxy would hold the first event and never see the second asked for. Without
+  // LibreChat's X-Accel-Buffering: no, so that nginx.conf's own proxy_buffering off is what counts.
+  const res = await fetch(`${publicUrl}/api/agents/chat/stream/1?accel=omit`, { headers: { cookie, accept: 'text/event-stream' } })
   t.equal(res.status, 200)
   t.equal(res.headers.get('content-type'), 'text/event-stream')
+  t.equal(res.headers.get('x-accel-buffering'), null, 'no X-Accel-Buffering from upstream to lean on')
   const reader = (res.body as ReadableStream<Uint8Array>).getReader()
   const decoder = new TextDecoder()
   let text = ''
