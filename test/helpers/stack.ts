@@ -47,6 +47,8 @@ export interface StackOptions {
   upstream?: StackUpstream
   /** Start a Graph stand-in trusting this IdP, and point GRAPH_API_URL at it. */
   graph?: Omit<StartGraphOptions, 'issuer'>
+  /** More settings, once the parts have started (e.g. a NO_PROXY naming the IdP's port). */
+  envAfterStart?: (parts: { idp: Idp, graph: Graph | undefined, upstream: StackUpstream }) => Record<string, string>
 }
 
 export function logCapture (): { stream: Writable, logs: Array<Record<string, unknown>>, raw: string[] } {
@@ -79,6 +81,7 @@ async function startStackOn (port: number, opts: StackOptions): Promise<Stack> {
   const upstream: StackUpstream = opts.upstream ?? await startUpstream()
   const graph = opts.graph !== undefined ? await startGraph({ ...opts.graph, issuer: idp.issuer }) : undefined
   if (graph !== undefined) env.GRAPH_API_URL ??= graph.url
+  Object.assign(env, opts.envAfterStart?.({ idp, graph, upstream }))
   const stopOwn = async (): Promise<void> => {
     await graph?.close().catch(() => {})
     // A test may already have stopped a dependency on purpose.
