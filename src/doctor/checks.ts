@@ -274,7 +274,7 @@ export function checkEgress (settings: DoctorSettings, env: NodeJS.ProcessEnv, d
     const a = r.str(lower)
     const b = r.str(upper)
     if (a !== undefined && b !== undefined && a !== b) {
-      findings.push(warn(`${lower} and ${upper} are both set and differ: the lower-case ${lower} is used`, `unset one of them, or give both the same value`))
+      findings.push(warn(`${lower} and ${upper} are both set and differ: the lower-case ${lower} is used`, 'unset one of them, or give both the same value'))
     }
   }
   const proxy = r.str('PROXY')

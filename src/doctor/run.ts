@@ -16,7 +16,7 @@ export async function runDoctor (env: NodeJS.ProcessEnv, opts: NetworkOptions = 
     probeIdp(settings, network),
     checkUpstream(settings, network),
     checkRedis(settings, network)
-  ]).finally(() => { void egress.close(); void direct.close() })
+  ]).finally(async () => { await Promise.all([egress.close(), direct.close()]) })
   return [
     ...variables.findings,
     ...idpFindings(settings, discovery),
