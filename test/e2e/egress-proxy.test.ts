@@ -4,6 +4,7 @@
 // Graph stand-in listen on 127.0.0.1 and are addressed so: loopback is not excluded
 // automatically (as in undici), so the proxy sees their traffic unless NO_PROXY names them.
 import t from 'tap'
+import http from 'node:http'
 import net from 'node:net'
 import { getGlobalDispatcher, ProxyAgent, setGlobalDispatcher } from 'undici'
 import { Browser, signIn } from '../helpers/browser.js'
@@ -85,6 +86,29 @@ t.test('through the proxy: discovery, JWKS, token, UserInfo and Graph; the upstr
   t.notOk(raw.includes(PASSWORD), 'the proxy password is never logged')
   const announced = stack.logs.find(l => l.event === 'egress_proxy')
   t.match(String(announced?.https), /^http:\/\/\*\*\*@127\.0\.0\.1:\d+ \(HTTPS_PROXY\)$/, 'the proxy in use is logged at start, without its credentials')
+})
+
+t.test('the bearer-token JWKS (jose) and OPENID_IMAGE_URL go through the proxy too', async t => {
+  const proxy = await startConnectProxy()
+  t.teardown(() => proxy.close())
+  const image = http.createServer((_req, res) => { res.writeHead(200, { 'content-type': 'image/png' }).end(Buffer.from('89504e470d0a1a0a', 'hex')) })
+  await new Promise<void>(resolve => image.listen(0, '127.0.0.1', resolve))
+  t.teardown(async () => { await new Promise<void>(resolve => image.close(() => resolve())) })
+  const imageHost = `127.0.0.1:${(image.address() as net.AddressInfo).port}`
+  const stack = await startStack({ env: { HTTP_PROXY: proxy.url, BEARER_AUTH: 'true', OPENID_IMAGE_URL: `http://${imageHost}/logo.png` } })
+  t.teardown(() => stack.close())
+  t.ok(proxy.requests.some(r => r.target === imageHost && r.path === '/logo.png'), 'the sign-in image was fetched through the proxy')
+  t.notOk(stack.logs.some(l => l.event === 'logo_unavailable'), 'and loaded')
+
+  const meta = await metadata(stack.idp)
+  const jwks = (): number => proxy.requests.filter(r => r.path === pathOf(meta.jwks_uri ?? '')).length
+  const before = jwks()
+  const now = Math.floor(Date.now() / 1000)
+  const token = await stack.idp.signJwt({ iss: stack.idp.issuer, aud: stack.config.clientId, sub: 's', oid: DEMO_USERS[0]?.oid, tid: stack.idp.tenantId, roles: ['ChatUser'], iat: now - 60, nbf: now - 60, exp: now + 600 })
+  const res = await fetch(`${stack.url}/api/messages`, { headers: { ...json, authorization: `Bearer ${token}` } })
+  t.equal(res.status, 200, 'a bearer token verified against the IdP\'s keys')
+  t.equal(jwks(), before + 1, 'which were fetched through the proxy')
+  t.notOk(proxy.saw(hostOf(stack.upstream.url)), 'the upstream never')
 })
 
 t.test('NO_PROXY: the host:port it names is reached directly, the others still through the proxy', async t => {
