@@ -82,7 +82,7 @@ const REPORTED_ELSEWHERE = ['OPENID_CALLBACK_URL']
 /** A ConfigError problem ("NAME is not set: do this." / "NAME must be …") as a finding. */
 export function problemFinding (problem: string): Finding {
   const text = problem.replace(/\.$/, '')
-  const name = /^[A-Z][A-Z0-9_]*/.exec(text)?.[0] ?? 'configuration'
+  const name = /^([A-Z][A-Z0-9_]*|[a-z]+_proxy)\b/.exec(text)?.[0] ?? 'configuration'
   const notSet = /^([A-Z][A-Z0-9_]*) is not set: (.*)$/.exec(text)
   if (notSet !== null) return error(`${notSet[1] ?? name} is not set`, notSet[2] ?? `set ${name}`)
   // "NAME must be …; do this" carries its own fix after the semicolon.

@@ -3,7 +3,7 @@
 // password). The traffic itself is tested end to end in test/e2e/egress-proxy.test.ts.
 import t from 'tap'
 import { knownVariables, parseSections } from '../../src/config.js'
-import { checkEgress, settingsFrom } from '../../src/doctor/checks.js'
+import { checkEgress, problemFinding, settingsFrom } from '../../src/doctor/checks.js'
 import { parseEgress } from '../../src/config/egress.js'
 import { egressRoute, showProxy } from '../../src/egress/egress.js'
 
@@ -67,6 +67,8 @@ t.test('malformed proxy values: one line naming the variable, the value never ec
     t.notOk(problems[0]?.message.includes('\n'), 'one line')
   }
   t.same(parseEgress({ HTTPS_PROXY: 'https://user:pw@proxy.corp:3128' }).problems, [], 'an https:// proxy with credentials is fine')
+  const lower = problemFinding(parseEgress({ https_proxy: 'proxy.corp:3128' }).problems[0]?.message ?? '')
+  t.match(lower, { level: 'ERROR', fix: /https_proxy/ }, 'the doctor names a lower-case variable in its fix too')
 })
 
 t.test('shown without credentials', async t => {
