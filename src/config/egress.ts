@@ -2,7 +2,8 @@
 // image) go through. Read as undici's EnvHttpProxyAgent reads it (a lower-case variable wins
 // over its upper-case twin, HTTPS_PROXY falls back to HTTP_PROXY, NO_PROXY names hosts reached
 // directly), plus LibreChat's PROXY, which wins over both for every destination, as in
-// LibreChat's own OpenID and Graph calls. The upstream is never proxied: it is not read here.
+// LibreChat's own OpenID, JWKS and Graph calls (unlike LibreChat, NO_PROXY applies to it too:
+// one rule for "reach this host directly"). The upstream is never proxied: it is not read here.
 import { EnvReader, type Section } from './readers.js'
 
 /** A proxy and the variable it was read from (for the doctor and the logs). */

@@ -1,5 +1,5 @@
-// All checks, in the order an operator fixes things: the variables, the IdP, the redirect URI
-// to register, the upstream and Redis, Graph consent, and what the upstream will receive.
+// All checks, in the order an operator fixes things: the variables, the IdP and the outbound
+// route to it, the redirect URI to register, the upstream and Redis, Graph consent, and what the upstream will receive.
 import { checkEgress, checkForwardedHeaders, checkGraphScopes, checkRedirectUri, checkRedis, checkUpstream, checkVariables, idpFindings, probeIdp, settingsFrom, type NetworkOptions } from './checks.js'
 import type { Finding } from './findings.js'
 import { createDirect, createEgress } from '../egress/egress.js'
