@@ -6,6 +6,7 @@ import type { GatewayConfig } from './config.js'
 import { lazyChildLogger, loggerOptions } from './logger.js'
 import type { GatewayStore } from './session/store.js'
 import sessionPlugin from './session/plugin.js'
+import egressPlugin from './egress/plugin.js'
 import pagesPlugin from './pages/plugin.js'
 import discoveryPlugin from './auth/discovery.js'
 import metricsPlugin from './metrics/plugin.js'
@@ -86,6 +87,8 @@ export async function buildApp (config: GatewayConfig, opts: BuildOptions = {}):
     })
   })
 
+  // First: the pages plugin fetches OPENID_IMAGE_URL while it registers.
+  await app.register(egressPlugin, { config })
   await app.register(pagesPlugin, { config })
   await app.register(sessionPlugin, { config, store: opts.store })
   await app.register(metricsPlugin, { config })

@@ -4,8 +4,9 @@
 // finding.
 import {
   DEFAULT_CALLBACK, EnvReader, GUID, isLoopbackHost, joinSections, knownVariables, parseSections, parseTokens, problemsOf,
-  type ConfigSections, type GatewayConfig
+  type ConfigSections, type EgressSettings, type GatewayConfig
 } from '../config.js'
+import { egressRoute, showProxy, type EgressFetch } from '../egress/egress.js'
 import { CLOCK_TOLERANCE_SECONDS } from '../oidc/flow.js'
 import { IDENTITY_HEADERS } from '../proxy/headers.js'
 import { error, ok, redactUrl, warn, type Finding } from './findings.js'
@@ -38,6 +39,11 @@ export interface DoctorSettings {
   trustedProxies: string[]
   /** OPENID_SCOPE, split. */
   scope: string[]
+  /** The outbound proxy settings (best effort: a malformed proxy variable is left out). */
+  egress: EgressSettings['egress']
+  graphApiUrl: string
+  /** OPENID_IMAGE_URL, when the pages fetch it (no GATEWAY_LOGO_FILE). */
+  imageUrl: string | undefined
 }
 
 const given = (v: string): string | undefined => v === '' ? undefined : v
@@ -59,7 +65,10 @@ export function settingsFrom (sections: ConfigSections): DoctorSettings {
     sessionStore: session.sessionStore,
     redisUrl: session.redisUrl,
     trustedProxies: upstream.trustedProxies,
-    scope: idp.scope.split(' ').filter(Boolean)
+    scope: idp.scope.split(' ').filter(Boolean),
+    egress: sections.egress.values.egress,
+    graphApiUrl: sections.tokens.values.graphApiUrl,
+    imageUrl: sections.pages.values.logoFile === undefined ? sections.pages.values.imageUrl : undefined
   }
 }
 
@@ -73,7 +82,7 @@ const REPORTED_ELSEWHERE = ['OPENID_CALLBACK_URL']
 /** A ConfigError problem ("NAME is not set: do this." / "NAME must be …") as a finding. */
 export function problemFinding (problem: string): Finding {
   const text = problem.replace(/\.$/, '')
-  const name = /^[A-Z][A-Z0-9_]*/.exec(text)?.[0] ?? 'configuration'
+  const name = /^([A-Z][A-Z0-9_]*|[a-z]+_proxy)\b/.exec(text)?.[0] ?? 'configuration'
   const notSet = /^([A-Z][A-Z0-9_]*) is not set: (.*)$/.exec(text)
   if (notSet !== null) return error(`${notSet[1] ?? name} is not set`, notSet[2] ?? `set ${name}`)
   // "NAME must be …; do this" carries its own fix after the semicolon.
@@ -217,17 +226,117 @@ export function clockFindings (probe: HttpProbe): Finding[] {
 }
 
 export interface NetworkOptions extends ProbeOptions {
+  /** How the IdP is asked: the egress fetch built from the settings (runDoctor makes it). */
+  egressFetch?: EgressFetch
+  /** How the upstream is asked: always directly. */
+  directFetch?: EgressFetch
   /** Replaces the HTTP probe (tests). */
   get?: typeof httpGet
   /** Replaces the Redis probe (tests). */
   ping?: (url: string, opts: ProbeOptions) => Promise<RedisProbe>
 }
 
-export async function checkIdp (settings: DoctorSettings, opts: NetworkOptions = {}): Promise<Finding[]> {
-  if (settings.issuer === undefined) return [] // the variables check already said why
+/** The discovery document, asked for as the gateway asks: through the outbound proxy when one applies. */
+export async function probeIdp (settings: DoctorSettings, opts: NetworkOptions = {}): Promise<HttpProbe | undefined> {
+  if (settings.issuer === undefined) return undefined // the variables check already said why
   const get = opts.get ?? httpGet
-  const probe = await get(discoveryUrl(settings.issuer), { timeoutMs: opts.timeoutMs ?? 5000, now: opts.now, maxBody: 256 * 1024 })
-  return [...discoveryFindings(settings, probe), ...clockFindings(probe)]
+  const url = discoveryUrl(settings.issuer)
+  const probe = await get(url, { fetch: opts.egressFetch ?? (fetch as EgressFetch), timeoutMs: opts.timeoutMs ?? 5000, now: opts.now, maxBody: 256 * 1024 })
+  const route = egressRoute(settings.egress, url)
+  // An error through the proxy may be the proxy's: say which one was used.
+  if (probe.error !== undefined && route.kind === 'proxy') return { ...probe, error: `${probe.error} (through the outbound proxy ${showProxy(route.proxy)})` }
+  return probe
+}
+
+export function idpFindings (settings: DoctorSettings, probe: HttpProbe | undefined): Finding[] {
+  return probe === undefined ? [] : [...discoveryFindings(settings, probe), ...clockFindings(probe)]
+}
+
+export async function checkIdp (settings: DoctorSettings, opts: NetworkOptions = {}): Promise<Finding[]> {
+  return idpFindings(settings, await probeIdp(settings, opts))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outbound proxy
+// ---------------------------------------------------------------------------------------------
+
+const PROXY_VARIABLES = [['https_proxy', 'HTTPS_PROXY'], ['http_proxy', 'HTTP_PROXY'], ['no_proxy', 'NO_PROXY']] as const
+
+/**
+ * Which proxy each outbound destination will use: the IdP's endpoints (from the discovery
+ * document when it was read), Graph, OPENID_IMAGE_URL, and the upstream, which never uses one.
+ */
+export function checkEgress (settings: DoctorSettings, env: NodeJS.ProcessEnv, discovery?: HttpProbe): Finding[] {
+  const egress = settings.egress
+  const findings: Finding[] = []
+  const r = new EnvReader(env)
+  for (const [lower, upper] of PROXY_VARIABLES) {
+    const a = r.str(lower)
+    const b = r.str(upper)
+    if (a !== undefined && b !== undefined && a !== b) {
+      findings.push(warn(`${lower} and ${upper} are both set and differ: the lower-case ${lower} is used`, 'unset one of them, or give both the same value'))
+    }
+  }
+  const proxy = r.str('PROXY')
+  if (proxy !== undefined && (r.str('HTTPS_PROXY') ?? r.str('https_proxy') ?? r.str('HTTP_PROXY') ?? r.str('http_proxy')) !== undefined) {
+    findings.push(ok('PROXY is set: it is used for every outbound destination, before HTTPS_PROXY and HTTP_PROXY (as LibreChat uses it); NO_PROXY still applies', 'unset PROXY to route by HTTPS_PROXY/HTTP_PROXY instead'))
+  }
+  for (const entry of egress.noProxy) {
+    if (entry.hostname.includes('/')) {
+      findings.push(warn(`NO_PROXY entry ${entry.hostname} is an address range, which is never matched (only host names, .domains and host:port are)`, 'list the hosts or domains to reach directly by name or address'))
+    }
+  }
+  if (egress.https === undefined && egress.http === undefined) {
+    findings.push(ok('no outbound proxy is set (HTTPS_PROXY, HTTP_PROXY, PROXY): the IdP, Graph and OPENID_IMAGE_URL are called directly',
+      'where outbound traffic must pass an egress proxy, set HTTPS_PROXY=http://proxy.example.com:3128 (and NO_PROXY for hosts reached directly)'))
+    return findings
+  }
+
+  // The IdP's endpoints, grouped by origin: one line per host the gateway calls.
+  const calls = new Map<string, string[]>()
+  const add = (what: string, url: string | undefined): void => {
+    if (url === undefined) return
+    let origin: string
+    try { origin = new URL(url).origin } catch { return }
+    calls.set(origin, [...(calls.get(origin) ?? []), what])
+  }
+  if (settings.issuer !== undefined) add('IdP discovery', discoveryUrl(settings.issuer))
+  const doc = metadataOf(discovery)
+  add('JWKS', doc.jwks_uri)
+  add('token endpoint', doc.token_endpoint)
+  add('UserInfo', doc.userinfo_endpoint)
+  add('Microsoft Graph', settings.graphApiUrl)
+  add('OPENID_IMAGE_URL', settings.imageUrl)
+  for (const [origin, what] of calls) {
+    const route = egressRoute(egress, origin)
+    const host = new URL(origin).hostname
+    // A proxy elsewhere reaches its own loopback, not this host's (one on this host, such as
+    // a local authenticating proxy, does reach it).
+    if (route.kind === 'proxy' && isLoopbackHost(host) && !isLoopbackHost(new URL(route.proxy.url).hostname)) {
+      findings.push(warn(`outbound: ${what.join(', ')} at ${origin} would go through the proxy ${showProxy(route.proxy)}, which cannot reach this host's loopback`,
+        `add ${host} to NO_PROXY (loopback is not excluded automatically)`))
+    } else {
+      findings.push(ok(`outbound: ${what.join(', ')} at ${origin} → ${route.kind === 'proxy' ? `through the proxy ${showProxy(route.proxy)}` : `directly (${route.why})`}`,
+        route.kind === 'proxy' ? 'the proxy must allow it (CONNECT for https)' : 'nothing to do'))
+    }
+  }
+  if (settings.upstreamUrl !== undefined) {
+    findings.push(ok(`the upstream ${redactUrl(settings.upstreamUrl)} is always reached directly, never through the outbound proxy`, 'nothing to do'))
+  }
+  return findings
+}
+
+function metadataOf (probe: HttpProbe | undefined): Record<string, string | undefined> {
+  if (probe?.status !== 200) return {}
+  try {
+    const doc: unknown = JSON.parse(probe.body ?? '')
+    if (doc === null || typeof doc !== 'object') return {}
+    const d = doc as Record<string, unknown>
+    const str = (k: string): string | undefined => typeof d[k] === 'string' ? d[k] : undefined
+    return { jwks_uri: str('jwks_uri'), token_endpoint: str('token_endpoint'), userinfo_endpoint: str('userinfo_endpoint') }
+  } catch {
+    return {}
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -278,7 +387,7 @@ export function upstreamFindings (probe: HttpProbe): Finding[] {
 export async function checkUpstream (settings: DoctorSettings, opts: NetworkOptions = {}): Promise<Finding[]> {
   if (settings.upstreamUrl === undefined) return []
   const get = opts.get ?? httpGet
-  return upstreamFindings(await get(settings.upstreamUrl + settings.upstreamHealthPath, { timeoutMs: opts.timeoutMs ?? 3000, now: opts.now, accept: '*/*' }))
+  return upstreamFindings(await get(settings.upstreamUrl + settings.upstreamHealthPath, { fetch: opts.directFetch ?? (fetch as EgressFetch), timeoutMs: opts.timeoutMs ?? 3000, now: opts.now, accept: '*/*' }))
 }
 
 export async function checkRedis (settings: DoctorSettings, opts: NetworkOptions = {}): Promise<Finding[]> {

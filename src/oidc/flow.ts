@@ -13,7 +13,11 @@ export const LOGIN_TRANSACTION_SECONDS = 600
 /** Entra refuses end-session URLs much longer than this (AADSTS90015). */
 export const MAX_END_SESSION_URL_LENGTH = 2000
 
-export async function discover (config: GatewayConfig): Promise<client.Configuration> {
+/**
+ * `fetch` carries every request of this configuration (discovery, JWKS, token, UserInfo):
+ * the egress fetch, which knows the outbound proxy.
+ */
+export async function discover (config: GatewayConfig, fetch: client.CustomFetch): Promise<client.Configuration> {
   const issuer = new URL(config.issuer)
   const insecure = issuer.protocol === 'http:' && isLoopbackHost(issuer.hostname)
   const metadata: Partial<client.ClientMetadata> = {
@@ -24,6 +28,8 @@ export async function discover (config: GatewayConfig): Promise<client.Configura
   }
   const oidc = await client.discovery(issuer, config.clientId, metadata, undefined, {
     execute: insecure ? [client.allowInsecureRequests] : [],
+    // Both kept by the configuration for its later requests.
+    [client.customFetch]: fetch,
     timeout: 5
   })
   // openid-client trusts the TLS channel for ID tokens from the token endpoint unless told

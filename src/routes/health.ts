@@ -3,6 +3,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { GatewayConfig } from '../config.js'
 import { JSON_NO_STORE } from '../pages/render.js'
+import { createDirect } from '../egress/egress.js'
 
 const CHECK_TIMEOUT_MS = 2000
 
@@ -18,6 +19,10 @@ async function withTimeout (what: Promise<unknown>, ms: number): Promise<void> {
 export default async function healthRoutes (app: FastifyInstance, opts: { config: GatewayConfig }): Promise<void> {
   const upstreamHealthUrl = opts.config.upstreamUrl + opts.config.upstreamHealthPath
   const alive = JSON.stringify({ status: 'ok' })
+  // The upstream is never asked through an outbound proxy, nor through a global dispatcher
+  // someone installed (NODE_USE_ENV_PROXY): a connection of its own, like proxied requests.
+  const direct = createDirect()
+  app.addHook('onClose', async () => { await direct.close() })
 
   app.get('/healthz', { config: { session: false } }, (_request, reply) => { reply.headers(JSON_NO_STORE).send(alive) })
 
@@ -27,7 +32,7 @@ export default async function healthRoutes (app: FastifyInstance, opts: { config
     const checkUpstream = async (): Promise<void> => {
       let res: Response
       try {
-        res = await fetch(upstreamHealthUrl, { redirect: 'manual', signal: AbortSignal.timeout(CHECK_TIMEOUT_MS) })
+        res = await direct.fetch(upstreamHealthUrl, { redirect: 'manual', signal: AbortSignal.timeout(CHECK_TIMEOUT_MS) })
       } catch (err) {
         throw new CheckFailed('not answering', err)
       }

@@ -49,6 +49,8 @@ export interface StackOptions {
   graph?: Omit<StartGraphOptions, 'issuer'>
   /** Listen here (a port the caller already wrote into a proxy's configuration) instead of a free one. */
   port?: number
+  /** More settings, once the parts have started (e.g. a NO_PROXY naming the IdP's port). */
+  envAfterStart?: (parts: { idp: Idp, graph: Graph | undefined, upstream: StackUpstream }) => Record<string, string>
 }
 
 export function logCapture (): { stream: Writable, logs: Array<Record<string, unknown>>, raw: string[] } {
@@ -82,6 +84,7 @@ async function startStackOn (port: number, opts: StackOptions): Promise<Stack> {
   const upstream: StackUpstream = opts.upstream ?? await startUpstream()
   const graph = opts.graph !== undefined ? await startGraph({ ...opts.graph, issuer: idp.issuer }) : undefined
   if (graph !== undefined) env.GRAPH_API_URL ??= graph.url
+  Object.assign(env, opts.envAfterStart?.({ idp, graph, upstream }))
   const stopOwn = async (): Promise<void> => {
     await graph?.close().catch(() => {})
     // A test may already have stopped a dependency on purpose.
