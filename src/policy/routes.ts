@@ -138,9 +138,9 @@ export function compileRoute (spec: RouteSpec): { route: Route } | { problem: st
   let kind: Route['kind']
   let match: string
   if (raw.startsWith('/')) {
+    if (/^\/+$/.test(raw)) return { problem: 'the prefix / is every path: that is UPSTREAM_URL\'s job' }
     const prefix = PREFIX.test(raw) && !raw.split('/').some(s => s === '.' || s === '..') ? normalizePath(raw) : undefined
     if (prefix === undefined) return { problem: `the prefix "${raw}" must be a plain path such as /admin (letters, digits, - _ . ~; no dot segments or %)` }
-    if (prefix === '/') return { problem: 'the prefix / is every path: that is UPSTREAM_URL\'s job' }
     if (OWN_PATHS.some(p => segmentCovers(prefix, p) || segmentCovers(p, prefix))) return { problem: `the prefix ${prefix} overlaps the gateway's own ${OWN_PATHS.join(', ')}` }
     kind = 'path'
     match = prefix
