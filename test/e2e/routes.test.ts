@@ -42,7 +42,7 @@ interface RoutedStack {
   cookieOf: (user: string) => Promise<string>
 }
 
-async function routedStack (t: Test): Promise<RoutedStack> {
+async function routedStack (t: Test, env: Record<string, string> = {}): Promise<RoutedStack> {
   const main = await startUpstream()
   const admin = await startLibreChat()
   const rag = await startUpstream()
@@ -59,7 +59,7 @@ routes:
   const stack = await startStack({
     upstream: main,
     users: [...DEMO_USERS, carol],
-    env: { AUTHZ_RULES_FILE: file, ROUTES: `/rag=${rag.url}, rag.example.com=${rag.url}` }
+    env: { AUTHZ_RULES_FILE: file, ROUTES: `/rag=${rag.url}, rag.example.com=${rag.url}`, ...env }
   })
   t.teardown(async () => {
     await stack.close()
@@ -76,10 +76,10 @@ routes:
 }
 
 /** A request with a Host header of our choosing (fetch sends the URL's). */
-async function withHost (url: string, host: string, opts: { method?: string, cookie?: string } = {}): Promise<{ status: number, body: string }> {
+async function withHost (url: string, host: string, opts: { method?: string, cookie?: string, headers?: Record<string, string> } = {}): Promise<{ status: number, body: string }> {
   return await new Promise((resolve, reject) => {
     const u = new URL(url)
-    const req = httpRequest({ host: u.hostname, port: u.port, path: u.pathname + u.search, method: opts.method ?? 'GET', headers: { host, accept: 'application/json', ...(opts.cookie !== undefined ? { cookie: opts.cookie } : {}) } }, res => {
+    const req = httpRequest({ host: u.hostname, port: u.port, path: u.pathname + u.search, method: opts.method ?? 'GET', headers: { host, accept: 'application/json', ...opts.headers, ...(opts.cookie !== undefined ? { cookie: opts.cookie } : {}) } }, res => {
       let body = ''
       res.setEncoding('utf8')
       res.on('data', d => { body += String(d) })
@@ -119,6 +119,10 @@ t.test('a prefix route and a host route each reach their own upstream with the i
   t.equal(rag.requests.at(-1)!.headers.host, new URL(rag.url).host, 'Host is the upstream\'s')
   t.equal(rag.requests.at(-1)!.headers['x-forwarded-host'], 'RAG.Example.com:8443', 'the client\'s Host goes on as X-Forwarded-Host')
   t.equal(main.requests.length, mainBefore, 'the default upstream saw none of it')
+  const ragCount = rag.requests.length
+  t.equal((await withHost(`${stack.url}/embed`, '127.0.0.1', { cookie, headers: { 'x-forwarded-host': 'rag.example.com' } })).status, 200)
+  t.equal(rag.requests.length, ragCount, 'X-Forwarded-Host from a peer not in TRUSTED_PROXIES chooses nothing')
+  t.equal(main.requests.at(-1)!.url, '/embed', 'the default upstream got it')
 
   // The default upstream: everything else, with the JWT for its own origin.
   t.equal((await fetch(`${stack.url}/c/new`, { headers: { ...json, cookie } })).status, 200)
@@ -140,6 +144,18 @@ t.test('a prefix route and a host route each reach their own upstream with the i
   t.equal(admin.requests.at(-1)!.url, '/', 'the prefix alone is the upstream\'s root')
   const spoofed = await fetch(`${stack.url}/x%2F..%2Fadmin/y`, { headers: { ...json, cookie: carolCookie } })
   t.equal(spoofed.status, 400, 'where the raw target and the normalized path disagree about the prefix, nothing is guessed')
+})
+
+t.test('behind a trusted proxy, its X-Forwarded-Host chooses the host route', async t => {
+  const { stack, main, rag, cookieOf } = await routedStack(t, { TRUSTED_PROXIES: '127.0.0.1' })
+  const cookie = await cookieOf('alice')
+  const res = await withHost(`${stack.url}/embed`, 'gateway:3080', { cookie, headers: { 'x-forwarded-host': 'rag.example.com' } })
+  t.equal(res.status, 200)
+  t.equal(rag.requests.at(-1)!.url, '/embed')
+  t.equal(rag.requests.at(-1)!.headers['x-forwarded-user'], alice.oid)
+  const before = main.requests.length
+  await withHost(`${stack.url}/embed`, 'gateway:3080', { cookie })
+  t.equal(main.requests.length, before + 1, 'without it, the proxy\'s Host: the default upstream')
 })
 
 t.test('a route\'s role rule refuses the users without the role, in every spelling of the prefix', async t => {
