@@ -89,7 +89,8 @@ async function upstreamPlugin (app: FastifyInstance, opts: { config: GatewayConf
   }
   const defaultTarget = targetOf(config.upstreamUrl)
   const routeTargets = new Map<Route, Target>(config.routes.all.map(r => [r, targetOf(r.upstreamUrl)]))
-  const targetFor = (route: Route | undefined): Target => route === undefined ? defaultTarget : routeTargets.get(route) ?? defaultTarget
+  // Every route comes from config.routes, so it has its target; never a silent fall back to the default upstream.
+  const targetFor = (route: Route | undefined): Target => route === undefined ? defaultTarget : routeTargets.get(route) as Target
   app.addHook('onClose', async () => { await Promise.all([...pools.values()].map(async p => await p.destroy())) })
   const limit = config.upstreamMaxConcurrent
   const upgraded = new Set<Duplex>()
