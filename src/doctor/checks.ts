@@ -34,6 +34,8 @@ export interface DoctorSettings {
   postLogoutRedirectUri: string | undefined
   upstreamUrl: string | undefined
   upstreamHealthPath: string
+  /** Each route's upstream, as parsed (a refused route is not among them, so not probed). */
+  routes: Array<{ name: string, upstreamUrl: string, healthPath: string }>
   sessionStore: string
   redisUrl: string | undefined
   trustedProxies: string[]
@@ -62,6 +64,7 @@ export function settingsFrom (sections: ConfigSections): DoctorSettings {
     postLogoutRedirectUri: given(idp.postLogoutRedirectUri),
     upstreamUrl: refused.has('UPSTREAM_URL') ? undefined : given(upstream.upstreamUrl),
     upstreamHealthPath: upstream.upstreamHealthPath,
+    routes: sections.authorization.values.routes.all.map(r => ({ name: r.name, upstreamUrl: r.upstreamUrl, healthPath: r.healthPath })),
     sessionStore: session.sessionStore,
     redisUrl: session.redisUrl,
     trustedProxies: upstream.trustedProxies,
@@ -375,19 +378,35 @@ export function checkRedirectUri (settings: Pick<DoctorSettings, 'publicOrigin' 
 // Upstream and Redis
 // ---------------------------------------------------------------------------------------------
 
-export function upstreamFindings (probe: HttpProbe): Finding[] {
-  const fix = 'start the app, or set UPSTREAM_URL to where it listens as seen from the gateway (LibreChat in docker compose: http://api:3080)'
-  if (probe.error !== undefined) return [error(`the upstream ${redactUrl(probe.url)} is unreachable: ${probe.error}`, fix)]
+/** `route`: the prefix or host of a route, whose upstream this is; undefined: UPSTREAM_URL's. */
+export function upstreamFindings (probe: HttpProbe, route?: string): Finding[] {
+  const which = route === undefined ? 'the upstream' : `the upstream of the route ${route}`
+  const fix = route === undefined
+    ? 'start the app, or set UPSTREAM_URL to where it listens as seen from the gateway (LibreChat in docker compose: http://api:3080)'
+    : `start it, or correct the route ${route} (ROUTES or the rules file's routes) to where it listens as seen from the gateway (LibreChat's compose: http://admin-panel:3000, http://rag_api:8000)`
+  if (probe.error !== undefined) return [error(`${which} ${redactUrl(probe.url)} is unreachable: ${probe.error}`, fix)]
   const status = probe.status ?? 0
-  if (status >= 500) return [error(`the upstream ${redactUrl(probe.url)} answered HTTP ${status}`, 'look at the upstream\'s own logs; the gateway reports it as not ready until it answers')]
-  if (status === 404) return [warn(`the upstream answered 404 at its health path ${redactUrl(probe.url)}`, 'set UPSTREAM_HEALTH_PATH to a path the upstream answers without signing in (LibreChat: /health)')]
-  return [ok(`the upstream ${redactUrl(probe.url)} answers (HTTP ${status})`, 'nothing to do; keep it reachable only through the gateway')]
+  if (status >= 500) return [error(`${which} ${redactUrl(probe.url)} answered HTTP ${status}`, `look at the upstream's own logs; the gateway reports it as ${route === undefined ? 'not ready' : 'degraded'} until it answers`)]
+  if (status === 404) {
+    return [warn(`${which} answered 404 at its health path ${redactUrl(probe.url)}`, route === undefined
+      ? 'set UPSTREAM_HEALTH_PATH to a path the upstream answers without signing in (LibreChat: /health)'
+      : `give the route ${route} a health path it answers without signing in (health=/path in ROUTES, health_path in the rules file)`)]
+  }
+  return [ok(`${which} ${redactUrl(probe.url)} answers (HTTP ${status})`, 'nothing to do; keep it reachable only through the gateway')]
 }
 
+/** UPSTREAM_URL's upstream and each route's, side by side, reported in that order. */
 export async function checkUpstream (settings: DoctorSettings, opts: NetworkOptions = {}): Promise<Finding[]> {
-  if (settings.upstreamUrl === undefined) return []
   const get = opts.get ?? httpGet
-  return upstreamFindings(await get(settings.upstreamUrl + settings.upstreamHealthPath, { fetch: opts.directFetch ?? (fetch as EgressFetch), timeoutMs: opts.timeoutMs ?? 3000, now: opts.now, accept: '*/*' }))
+  const probe = async (url: string): Promise<HttpProbe> => await get(url, { fetch: opts.directFetch ?? (fetch as EgressFetch), timeoutMs: opts.timeoutMs ?? 3000, now: opts.now, accept: '*/*' })
+  const [main, ...routes] = await Promise.all([
+    settings.upstreamUrl === undefined ? undefined : probe(settings.upstreamUrl + settings.upstreamHealthPath),
+    ...settings.routes.map(async r => await probe(r.upstreamUrl + r.healthPath))
+  ])
+  return [
+    ...(main === undefined ? [] : upstreamFindings(main)),
+    ...routes.flatMap((p, i) => p === undefined ? [] : upstreamFindings(p, settings.routes[i]?.name))
+  ]
 }
 
 export async function checkRedis (settings: DoctorSettings, opts: NetworkOptions = {}): Promise<Finding[]> {

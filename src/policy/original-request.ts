@@ -13,7 +13,7 @@ export interface OriginalRequest {
   url: string
   /**
    * The host the client asked for (X-Forwarded-Host from a trusted proxy), for rules keyed on
-   * host; undefined when the proxy did not say. Nothing reads it yet.
+   * host; undefined when the proxy did not say. Host routes (ROUTES) read it.
    */
   host: string | undefined
 }

@@ -7,8 +7,9 @@
 // and nothing is sent upstream. Registered encapsulated: bodies are not parsed here.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { GatewayConfig } from '../config.js'
-import { decide } from '../policy/decide.js'
-import { isPublic, normalizePath } from '../policy/rules.js'
+import { decideRouted, isPublicRequest, type RequestFacts } from '../policy/decide.js'
+import { normalizePath } from '../policy/rules.js'
+import { chooseRoute, type Route } from '../policy/routes.js'
 import { originalRequest, trustedPeers, type OriginalRequest } from '../policy/original-request.js'
 import { safeReturnPath } from '../policy/return-path.js'
 import { upstreamIdentity } from '../proxy/identity.js'
@@ -20,6 +21,12 @@ const ANSWER_PREFIX = 'x-auth-request-'
 export default async function forwardAuthRoutes (app: FastifyInstance, opts: { config: GatewayConfig }): Promise<void> {
   const { config } = opts
   const hasRules = config.rules.rules.length > 0 || config.rules.publicPaths.length > 0
+  // Routes (ROUTES) judge a forward-auth check as they judge a proxied request: the route's own
+  // rules apply to the original path or host, and the identity JWT is for that route's upstream.
+  const routes = config.routes
+  const hasRoutes = routes.all.length > 0
+  const needsPath = hasRules || routes.paths.length > 0
+  const defaultAudience = new URL(config.upstreamUrl).origin
   const fromTrustedProxy = trustedPeers(config.trustedProxies)
   const identityFor = upstreamIdentity(app, config)
 
@@ -50,13 +57,15 @@ export default async function forwardAuthRoutes (app: FastifyInstance, opts: { c
     // trustProxy derives from X-Forwarded-For).
     const original: OriginalRequest | 'invalid' = originalRequest(request.headers, fromTrustedProxy(request.socket.remoteAddress))
     if (original === 'invalid') return badRequest(reply)
-    let path: string | undefined
-    if (hasRules) {
-      path = normalizePath(original.url)
+    let facts: RequestFacts | undefined
+    if (needsPath) {
+      const path = normalizePath(original.url)
       if (path === undefined) return badRequest(reply)
-      // Public: no sign-in and no identity (the proxy passes the request on as it came).
-      if (isPublic(config.rules, original.method, path)) return reply.code(202).headers(NO_STORE).send()
+      facts = { method: original.method, path, host: original.host }
     }
+    const route: Route | undefined = hasRoutes ? chooseRoute(routes, { path: facts?.path, host: original.host }) : undefined
+    // Public: no sign-in and no identity (the proxy passes the request on as it came).
+    if (hasRules && facts !== undefined && isPublicRequest(config, facts, route)) return reply.code(202).headers(NO_STORE).send()
 
     const auth = await app.authenticate(request, { bearer: config.bearerAuth })
     if (auth.kind !== 'principal') {
@@ -66,10 +75,10 @@ export default async function forwardAuthRoutes (app: FastifyInstance, opts: { c
       }
       return app.refuseAuthentication(reply, auth)
     }
-    const decision = decide(config, auth.principal, path !== undefined ? { method: original.method, path } : undefined)
+    const decision = decideRouted(config, auth.principal, facts, route)
     if (!decision.allowed) return app.deny(request, reply, auth.principal, decision, original.url.split('?', 1)[0])
 
-    const identity = await identityFor(request)
+    const identity = await identityFor(request, route?.origin ?? defaultAudience)
     reply.code(202).headers(NO_STORE)
     if (identity !== undefined) {
       for (const key in identity) {

@@ -109,7 +109,10 @@ async function direct (port: number, path: string, headers: Record<string, strin
 
 const dir = mkdtempSync(join(tmpdir(), 'gw-fwdauth-'))
 const rulesFile = join(dir, 'rules.yaml')
-writeFileSync(rulesFile, 'public:\n  - /api/config\nrules:\n  - path: /admin\n    roles: [Admin]\n')
+// Two routes (never contacted by a check): the admin panel on its own host, requiring LibreChat's
+// ADMIN role, and the RAG API under a prefix.
+writeFileSync(rulesFile, 'public:\n  - /api/config\nrules:\n  - path: /admin\n    roles: [Admin]\n' +
+  'routes:\n  - host: admin.example.test\n    upstream: http://127.0.0.1:9\n    roles: [ADMIN]\n  - path: /rag\n    upstream: http://127.0.0.2:9\n')
 const fa = await start(rulesFile)
 t.teardown(async () => {
   await fa.stack.close()
@@ -324,4 +327,27 @@ t.test('an API bearer token (BEARER_AUTH) is judged by the same check', async t 
   t.match(expired.headers.get('www-authenticate') ?? '', /invalid_token/)
   const noRole = await fetch(`${site}/api/messages`, { headers: { ...JSON_API, authorization: `Bearer ${await fa.idp.signJwt({ ...claims, roles: undefined })}` } })
   t.equal(noRole.status, 403, 'the same role rules apply')
+})
+
+t.test('routes: the original host and path choose the route, its rules and the identity JWT audience', async t => {
+  const ask = async (uri: string, host?: string): Promise<Answer> => await direct(fa.gatewayPort, '/oauth2/auth', {
+    cookie: aliceCookie,
+    'x-forwarded-uri': uri,
+    'x-forwarded-method': 'GET',
+    ...(host !== undefined ? { 'x-forwarded-host': host } : {})
+  }, '127.0.0.1')
+  const admin = await ask('/', 'admin.example.test')
+  t.equal(admin.status, 403, "the admin panel's host requires ADMIN: alice is refused")
+  t.match(JSON.parse(admin.body), { reason: 'route_role' })
+  const chat = await ask('/', 'localhost')
+  t.equal(chat.status, 202, 'the chat site lets her in')
+  const audience = (res: Answer): unknown => JSON.parse(Buffer.from(String(res.headers['x-auth-request-identity']).split('.')[1] ?? '', 'base64url').toString()).aud
+  t.equal(audience(chat), fa.upstream.url, 'the default upstream is the audience of the identity JWT')
+  const rag = await ask('/rag/query?x=1', 'localhost')
+  t.equal(rag.status, 202)
+  t.equal(audience(rag), 'http://127.0.0.2:9', "a path route's upstream is the audience")
+  // From an untrusted peer the named host and path count for nothing: judged as GET / on the default site.
+  const spoofed = await direct(fa.gatewayPort, '/oauth2/auth', { cookie: aliceCookie, 'x-forwarded-uri': '/rag/x', 'x-forwarded-host': 'admin.example.test' })
+  t.equal(spoofed.status, 202)
+  t.equal(audience(spoofed), fa.upstream.url)
 })
