@@ -1,16 +1,16 @@
 // `npm run doctor` (and `node dist/doctor.js` in the image): reads the configuration as the
 // gateway would (.env in the working directory, the environment winning), checks it against
-// the world, prints one line per finding — `OK|WARN|ERROR <what> — <fix>` — and exits 1 when
-// any finding is an ERROR. No secret value is ever printed.
+// the world, prints each finding (`OK|WARN|ERROR <what>`, its fix below, wrapped to 80 columns)
+// and a summary line, and exits 1 when any finding is an ERROR. No secret value is ever printed.
 import { config as loadDotenv } from 'dotenv'
-import { formatFinding, hasErrors } from './doctor/findings.js'
+import { formatFinding, hasErrors, renderReport } from './doctor/findings.js'
 import { runDoctor, secretValues } from './doctor/run.js'
 
 async function main (): Promise<number> {
   loadDotenv({ quiet: true })
   const findings = await runDoctor(process.env)
   const secrets = secretValues(process.env)
-  for (const finding of findings) process.stdout.write(formatFinding(finding, secrets) + '\n')
+  process.stdout.write(renderReport(findings, secrets, Math.max(60, Math.min(process.stdout.columns ?? 80, 100))))
   return hasErrors(findings) ? 1 : 0
 }
 

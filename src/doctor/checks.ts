@@ -171,9 +171,13 @@ export function discoveryUrl (issuer: string): string {
 /** Reads the discovery probe: reachable, JSON, and naming the configured issuer. */
 export function discoveryFindings (settings: Pick<DoctorSettings, 'issuer' | 'useEndSessionEndpoint'>, probe: HttpProbe): Finding[] {
   const issuer = settings.issuer as string
-  const fixIssuer = 'set OPENID_ISSUER to https://login.microsoftonline.com/<tenant-id>/v2.0 (Entra → Overview → Directory (tenant) ID), and make sure this host can reach it'
+  const fixIssuer = 'set OPENID_ISSUER to https://login.microsoftonline.com/<tenant-id>/v2.0 with the Directory (tenant) ID from the app registration\'s Overview page in Entra'
   if (probe.error !== undefined) {
-    return [error(`the issuer's discovery document ${probe.url} is unreachable: ${probe.error}`, fixIssuer)]
+    // The issuer's form was already checked (a placeholder never gets this far): only the way
+    // there is at fault, so the advice is about the network, not the value.
+    const host = new URL(probe.url).host
+    return [error(`the issuer's discovery document ${probe.url} is unreachable: ${probe.error}`,
+      `make sure this host can reach ${host} over HTTPS: its DNS, the firewall, and, where outbound traffic must pass a proxy, HTTPS_PROXY (and NO_PROXY)`)]
   }
   let doc: Record<string, unknown> | undefined
   try {
@@ -536,11 +540,52 @@ export function checkForwardedHeaders (settings: Pick<DoctorSettings, 'trustedPr
   ]
   const trusted = settings.trustedProxies
   if (trusted.some(p => p === '0.0.0.0/0' || p === '::/0')) {
-    findings.push(warn(`TRUSTED_PROXIES (${trusted.join(', ')}) trusts every address: any client can choose its own X-Forwarded-For/-Proto/-Host, and the request a forward-auth check (/oauth2/auth) judges`,
+    findings.push(warn(`TRUSTED_PROXIES (${trusted.join(', ')}) trusts every address: any client can claim to be any address, pretend the connection was https, and, with forward-auth (/oauth2/auth), name the request it wants judged`,
       'list only the addresses of your reverse proxy or load balancer, e.g. 10.0.0.0/8'))
+  } else if (trusted.length > 0) {
+    findings.push(ok(`the gateway believes what a proxy in front says about the client (its address, https, the host, and for /oauth2/auth the request it asks about) only from ${trusted.join(', ')}; from anyone else it uses the connection itself`,
+      'nothing to do if that is the address of your reverse proxy or load balancer (in Docker: the address the proxy connects from on the gateway\'s network, not 127.0.0.1)'))
   } else {
-    findings.push(ok(`X-Forwarded-For, X-Forwarded-Proto and X-Forwarded-Host are set from the connection; a client's own values are kept only from ${trusted.length > 0 ? trusted.join(', ') : 'nobody (TRUSTED_PROXIES is empty)'}`,
-      trusted.length > 0 ? 'nothing to do' : 'behind a reverse proxy, set TRUSTED_PROXIES to its address so the real client address is logged (and, with forward-auth, so per-path rules see the request it names)'))
+    findings.push(ok('no proxy in front is trusted (TRUSTED_PROXIES is empty): the gateway logs the connection\'s own address and ignores what clients say about themselves',
+      'behind a reverse proxy, set TRUSTED_PROXIES to its address, so the real client address is logged and, with forward-auth, per-path rules see the request it names'))
+  }
+  return findings
+}
+
+// ---------------------------------------------------------------------------------------------
+// Who may sign in
+// ---------------------------------------------------------------------------------------------
+
+/** What the role and group requirements mean in Entra's terms, and the usual mix-ups. */
+export function checkAuthorization (env: NodeJS.ProcessEnv): Finding[] {
+  const r = new EnvReader(env)
+  const roles = r.list('OPENID_REQUIRED_ROLE')
+  const groups = r.list('OPENID_REQUIRED_GROUPS')
+  const findings: Finding[] = []
+  if (roles.length === 0 && groups.length === 0) {
+    findings.push(ok('every account of the tenant that signs in is let in (no OPENID_REQUIRED_ROLE, no OPENID_REQUIRED_GROUPS)',
+      'to admit only some people, create an app role (App registrations → App roles), assign it to them in Enterprise applications → Users and groups, and set OPENID_REQUIRED_ROLE to its value'))
+    return findings
+  }
+  if (roles.length > 0) {
+    findings.push(ok(`a user needs the app role ${roles.join(' or ')} (the "roles" claim)`,
+      'app roles are defined under App registrations → App roles (use the role\'s Value, case-sensitive) and given to people or groups under Enterprise applications → Users and groups; a group\'s name is not a role, and a new assignment counts from the user\'s next sign-in'))
+    for (const role of roles) {
+      if (GUID.test(role)) {
+        findings.push(warn(`OPENID_REQUIRED_ROLE holds a GUID (${role}): that looks like a group's object ID or a role's ID, not a role's Value`,
+          'put the app role\'s Value (e.g. ChatUser) here, or a group object ID in OPENID_REQUIRED_GROUPS'))
+      } else if (/\s/.test(role)) {
+        findings.push(warn(`OPENID_REQUIRED_ROLE "${role}" has a space: app role Values cannot, so this looks like a display name`,
+          'use the role\'s Value column from App registrations → App roles'))
+      }
+    }
+  }
+  if (groups.length > 0) {
+    findings.push(ok(`a user must be in one of ${groups.length} group${groups.length === 1 ? '' : 's'} (OPENID_REQUIRED_GROUPS, by object ID)`,
+      'the app registration must emit group IDs (Token configuration → Add groups claim); past 200 groups Entra sends none and the gateway asks Microsoft Graph (GroupMember.Read.All)'))
+    for (const group of groups) {
+      if (!GUID.test(group)) findings.push(warn(`OPENID_REQUIRED_GROUPS "${group}" is not a GUID: groups are matched by object ID, never by name`, 'copy the group\'s Object ID from Entra ID → Groups'))
+    }
   }
   return findings
 }

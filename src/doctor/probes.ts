@@ -1,6 +1,7 @@
 // The doctor's only I/O: one HTTP GET (with the moments it was sent and answered, for the
 // clock check) and one Redis PING. Each returns what happened instead of throwing, so the
 // checks that read them stay plain functions.
+import { connect } from 'node:net'
 import { Redis } from 'ioredis'
 import type { EgressFetch } from '../egress/egress.js'
 
@@ -23,14 +24,14 @@ export interface ProbeOptions {
   now?: () => number
 }
 
-/** Why a request got no answer, in the words an operator needs. */
-export function describeNetworkError (err: unknown, timeoutMs: number): string {
+/** Why a request got no answer, in the words an operator needs; `where` is host:port. */
+export function describeNetworkError (err: unknown, timeoutMs: number, where?: string): string {
   const e = err as { name?: string, message?: string, code?: string, cause?: { code?: string, message?: string } }
   if (e?.name === 'TimeoutError' || e?.name === 'AbortError') return `no answer within ${timeoutMs} ms`
   const code = e?.cause?.code ?? e?.code
   switch (code) {
     case 'ENOTFOUND': case 'EAI_AGAIN': return 'host name not found (DNS)'
-    case 'ECONNREFUSED': return 'connection refused (nothing listening there)'
+    case 'ECONNREFUSED': return where !== undefined ? `nothing listens on ${where} (connection refused)` : 'connection refused (nothing listening there)'
     case 'ECONNRESET': return 'connection reset'
     case 'EHOSTUNREACH': case 'ENETUNREACH': return 'host unreachable (network or firewall)'
     case 'ETIMEDOUT': case 'UND_ERR_CONNECT_TIMEOUT': return `no connection within ${timeoutMs} ms (firewall?)`
@@ -43,7 +44,7 @@ export function describeNetworkError (err: unknown, timeoutMs: number): string {
   const proxyStatus = /Proxy response \((\d+)\)/.exec(message)?.[1]
   if (proxyStatus === '407') return 'the outbound proxy wants credentials (HTTP 407): put them in the proxy URL, http://user:password@proxy:3128'
   if (proxyStatus !== undefined) return `the outbound proxy refused the connection (HTTP ${proxyStatus}): ask its administrators to allow this host`
-  if (message === 'bad port') return 'the port is one fetch refuses to connect to (a blocked port such as 1, 9 or 6000): use another'
+  if (message === 'bad port') return `${where ?? 'that port'} is a port HTTP clients never connect to (blocked, like 1, 9 or 6000): move the app to another port`
   return code !== undefined ? `${code}: ${message}` : message
 }
 
@@ -67,8 +68,33 @@ export async function httpGet (url: string, opts: ProbeOptions & { fetch: Egress
     else await res.body?.cancel()
     return { url, status: res.status, date: res.headers.get('date') ?? undefined, body, sentAt, receivedAt }
   } catch (err) {
-    return { url, error: describeNetworkError(err, timeoutMs), sentAt, receivedAt: now() }
+    const where = hostPort(url)
+    let error = describeNetworkError(err, timeoutMs, where)
+    // fetch refuses some ports without connecting: say whether anything listens there at all.
+    if ((err as { cause?: { message?: string } })?.cause?.message === 'bad port' || (err as Error)?.message === 'bad port') {
+      if (!await listens(where, timeoutMs)) error = `nothing listens on ${where} (and HTTP clients never connect to that port anyway: use another)`
+    }
+    return { url, error, sentAt, receivedAt: now() }
   }
+}
+
+/** `host:port` of a URL, the default port filled in. */
+function hostPort (url: string): string {
+  const u = new URL(url)
+  return `${u.hostname}:${u.port !== '' ? u.port : u.protocol === 'https:' ? '443' : '80'}`
+}
+
+/** Whether a TCP connection to host:port is accepted. */
+async function listens (where: string, timeoutMs: number): Promise<boolean> {
+  const i = where.lastIndexOf(':')
+  const host = where.slice(0, i).replace(/^\[|\]$/g, '')
+  return await new Promise(resolve => {
+    const socket = connect({ host, port: Number(where.slice(i + 1)), timeout: timeoutMs })
+    const done = (ok: boolean): void => { socket.destroy(); resolve(ok) }
+    socket.once('connect', () => done(true))
+    socket.once('error', () => done(false))
+    socket.once('timeout', () => done(false))
+  })
 }
 
 export interface RedisProbe {

@@ -1,6 +1,6 @@
 // All checks, in the order an operator fixes things: the variables, the IdP and the outbound
 // route to it, the redirect URI to register, the upstream and Redis, Graph consent, and what the upstream will receive.
-import { checkEgress, checkForwardedHeaders, checkGraphScopes, checkRedirectUri, checkRedis, checkUpstream, checkVariables, idpFindings, probeIdp, settingsFrom, type NetworkOptions } from './checks.js'
+import { checkAuthorization, checkEgress, checkForwardedHeaders, checkGraphScopes, checkRedirectUri, checkRedis, checkUpstream, checkVariables, idpFindings, probeIdp, settingsFrom, type NetworkOptions } from './checks.js'
 import type { Finding } from './findings.js'
 import { createDirect, createEgress } from '../egress/egress.js'
 
@@ -24,6 +24,7 @@ export async function runDoctor (env: NodeJS.ProcessEnv, opts: NetworkOptions = 
     ...checkRedirectUri(settings),
     ...upstream,
     ...redis,
+    ...checkAuthorization(env),
     ...checkGraphScopes(env, settings.scope),
     ...checkForwardedHeaders(settings)
   ]

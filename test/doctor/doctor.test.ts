@@ -14,8 +14,8 @@ import { DEV_CLIENT_ID } from '../../dev/client-id.js'
 import { startUpstream } from '../../dev/upstream.js'
 import { freePort, startRedis } from '../helpers/redis.js'
 import { runDoctor, secretValues } from '../../src/doctor/run.js'
-import { formatFinding, hasErrors, type Finding } from '../../src/doctor/findings.js'
-import { checkGraphScopes, checkRedirectUri, clockFindings, discoveryFindings, checkVariables } from '../../src/doctor/checks.js'
+import { formatFinding, hasErrors, renderReport, type Finding } from '../../src/doctor/findings.js'
+import { checkAuthorization, checkGraphScopes, checkRedirectUri, clockFindings, discoveryFindings, checkVariables } from '../../src/doctor/checks.js'
 import { httpGet } from '../../src/doctor/probes.js'
 import { IDENTITY_HEADERS } from '../../src/proxy/headers.js'
 
@@ -46,6 +46,8 @@ function cleanEnv (): Record<string, string> {
 
 const lines = (findings: Finding[], env: Record<string, string>): string[] => findings.map(f => formatFinding(f, secretValues(env)))
 const only = (findings: Finding[], level: Finding['level']): Finding[] => findings.filter(f => f.level === level)
+/** The CLI's wrapped report read back as one `LEVEL what — fix` line per finding. */
+const flatten = (stdout: string): string => stdout.replace(/\n {6}→ /g, ' — ').replace(/\n {6,8}(?=\S)/g, ' ').replace(/^(OK|WARN|ERROR) +/gm, '$1 ')
 
 /** A stand-in IdP serving only a discovery document, with a chosen issuer and Date header. */
 async function fakeIdp (opts: { path: string, issuer: (origin: string) => string, dateOffsetMs?: number }): Promise<{ issuer: string, close: () => Promise<void> }> {
@@ -116,7 +118,10 @@ t.test('a clean configuration against the real IdP, upstream and Redis: no error
 
   const cli = await runCli(env)
   t.equal(cli.code, 0, 'the CLI exits 0')
-  t.equal(cli.stdout, out.join('\n') + '\n', 'and prints the same lines')
+  t.equal(cli.stdout, renderReport(findings, secretValues(env)), 'and prints the same findings, wrapped')
+  for (const line of cli.stdout.split('\n')) t.ok([...line].length <= 80, `fits 80 columns: ${line}`)
+  t.match(cli.stdout, /\n\nall \d+ checks passed\n$/, 'a summary line last')
+  t.match(flatten(cli.stdout), `OK redirect URI to register in Entra: ${GATEWAY}/oauth/openid/callback — add it exactly`, 'read back, the same finding')
   t.equal(cli.stderr.replace(/oidc-provider WARNING[^\n]*\n?/, ''), '', 'nothing on stderr')
 })
 
@@ -132,7 +137,8 @@ t.test('missing secret: an ERROR naming the variable and how to make one; the re
 
   const cli = await runCli(env)
   t.equal(cli.code, 1, 'the CLI exits 1 on an ERROR')
-  t.match(cli.stdout, /^ERROR OPENID_SESSION_SECRET is not set — .*openssl rand -hex 32/m)
+  t.match(flatten(cli.stdout), /^ERROR OPENID_SESSION_SECRET is not set — .*openssl rand -hex 32/m)
+  t.match(cli.stdout, /\n\n1 error, 0 warnings: fix the errors first/, 'the summary says what to do first')
   t.notMatch(cli.stdout, CLIENT_SECRET, 'the client secret is never printed')
 
   const short = { ...cleanEnv(), OPENID_SESSION_SECRET: 'too-short-secret' }
@@ -146,7 +152,7 @@ t.test('.env in the working directory is read, and the environment wins over it'
   delete (env as Record<string, string | undefined>).OPENID_SESSION_SECRET
   const cli = await runCli(env, `OPENID_SESSION_SECRET=${SESSION_SECRET}\nDOMAIN_SERVER=http://localhost:9999\n`)
   t.equal(cli.code, 0, cli.stdout)
-  t.match(cli.stdout, `OK redirect URI to register in Entra: ${GATEWAY}/oauth/openid/callback`, 'DOMAIN_SERVER from the environment, not .env')
+  t.match(flatten(cli.stdout), `OK redirect URI to register in Entra: ${GATEWAY}/oauth/openid/callback`, 'DOMAIN_SERVER from the environment, not .env')
   t.notMatch(cli.stdout, SESSION_SECRET)
 })
 
@@ -164,8 +170,10 @@ t.test('wrong issuer', async t => {
     const env = { ...cleanEnv(), OPENID_ISSUER: `http://127.0.0.1:${port}/${DEFAULT_TENANT_ID}/v2.0` }
     const errors = only(await runDoctor(env), 'ERROR')
     t.equal(errors.length, 1)
-    t.match(errors[0]?.what, /discovery document .* is unreachable: connection refused/)
-    t.match(errors[0]?.fix, /set OPENID_ISSUER/)
+    t.match(errors[0]?.what, `discovery document http://127.0.0.1:${port}/${DEFAULT_TENANT_ID}/v2.0/.well-known/openid-configuration is unreachable: nothing listens on 127.0.0.1:${port}`)
+    // The issuer's form is fine: only the network is at fault, and the advice says so.
+    t.match(errors[0]?.fix, `make sure this host can reach 127.0.0.1:${port} over HTTPS`)
+    t.notMatch(errors[0]?.fix, /set OPENID_ISSUER/, 'the issuer advice is not repeated')
   })
 
   t.test('a discovery document naming another issuer', async t => {
@@ -250,12 +258,16 @@ t.test('unreachable upstream', async t => {
   const env = { ...cleanEnv(), UPSTREAM_URL: `http://127.0.0.1:${port}` }
   const errors = only(await runDoctor(env), 'ERROR')
   t.equal(errors.length, 1)
-  t.equal(errors[0]?.what, `the upstream http://127.0.0.1:${port}/health is unreachable: connection refused (nothing listening there)`)
+  t.equal(errors[0]?.what, `the upstream http://127.0.0.1:${port}/health is unreachable: nothing listens on 127.0.0.1:${port} (connection refused)`)
   t.match(errors[0]?.fix, /set UPSTREAM_URL to where it listens/)
 
   const cli = await runCli(env)
   t.equal(cli.code, 1)
-  t.match(cli.stdout, /^ERROR the upstream .* is unreachable: .* — start the app, or set UPSTREAM_URL/m)
+  t.match(flatten(cli.stdout), /^ERROR the upstream .* is unreachable: .* — start the app, or set UPSTREAM_URL/m)
+
+  // A port HTTP clients refuse (9, "discard"): whether anything listens there is said plainly.
+  const blocked = only(await runDoctor({ ...cleanEnv(), UPSTREAM_URL: 'http://127.0.0.1:9' }), 'ERROR')
+  t.equal(blocked[0]?.what, 'the upstream http://127.0.0.1:9/health is unreachable: nothing listens on 127.0.0.1:9 (and HTTP clients never connect to that port anyway: use another)')
 })
 
 t.test('each route\'s upstream is reached like UPSTREAM_URL, and one that is down is named', async t => {
@@ -264,7 +276,7 @@ t.test('each route\'s upstream is reached like UPSTREAM_URL, and one that is dow
   const findings = await runDoctor(env)
   const errors = only(findings, 'ERROR')
   t.equal(errors.length, 1)
-  t.equal(errors[0]?.what, `the upstream of the route /admin http://127.0.0.1:${port}/health is unreachable: connection refused (nothing listening there)`)
+  t.equal(errors[0]?.what, `the upstream of the route /admin http://127.0.0.1:${port}/health is unreachable: nothing listens on 127.0.0.1:${port} (connection refused)`)
   t.match(errors[0]?.fix, /correct the route \/admin \(ROUTES or the rules file's routes\)/)
   const out = lines(findings, env)
   t.ok(out.some(l => l.startsWith(`OK the upstream of the route rag.example.com ${upstream.url}/health answers (HTTP 200)`)))
@@ -409,4 +421,29 @@ t.test('formatting never lets a secret through', async t => {
   const env = { OPENID_CLIENT_SECRET: 'abc-very-secret', REDIS_URL: 'redis://:p%40ss-word@r:6379' }
   const line = formatFinding({ level: 'ERROR', what: 'saw abc-very-secret and p@ss-word and p%40ss-word', fix: 'line\nbreak' }, secretValues(env))
   t.equal(line, 'ERROR saw *** and *** and *** — line break')
+})
+
+t.test('who may sign in, in Entra\'s terms: app roles are not groups, and a display name is not a Value', async t => {
+  const none = checkAuthorization({})
+  t.equal(none.length, 1)
+  t.match(none[0]?.what, 'every account of the tenant that signs in is let in')
+  const role = checkAuthorization({ OPENID_REQUIRED_ROLE: 'ChatUser,Admin' })
+  t.match(role[0]?.what, 'a user needs the app role ChatUser or Admin')
+  t.match(role[0]?.fix, /App registrations → App roles .* Enterprise applications → Users and groups; a group's name is not a role/)
+  t.equal(role.length, 1, 'no warning for proper Values')
+  const spaced = checkAuthorization({ OPENID_REQUIRED_ROLE: 'Chat Users' }).filter(f => f.level === 'WARN')
+  t.match(spaced[0]?.what, 'has a space: app role Values cannot, so this looks like a display name')
+  const guid = checkAuthorization({ OPENID_REQUIRED_ROLE: '6a7b8c9d-0e1f-4a2b-9c3d-4e5f6a7b8c9d' }).filter(f => f.level === 'WARN')
+  t.match(guid[0]?.fix, 'a group object ID in OPENID_REQUIRED_GROUPS')
+  const named = checkAuthorization({ OPENID_REQUIRED_GROUPS: 'Chat Users' }).filter(f => f.level === 'WARN')
+  t.match(named[0]?.what, 'groups are matched by object ID, never by name')
+})
+
+t.test('the summary line counts errors and warnings and says what comes first', async t => {
+  const f = (level: Finding['level']): Finding => ({ level, what: 'x', fix: 'y' })
+  t.match(renderReport([f('ERROR'), f('ERROR'), f('WARN'), f('OK')]), /\n\n2 errors, 1 warning: fix the errors first/)
+  t.match(renderReport([f('WARN'), f('OK')]), /\n\nno errors, 1 warning: the gateway can run; read the warnings before going live\n$/)
+  t.match(renderReport([f('OK'), f('OK')]), /\n\nall 2 checks passed\n$/)
+  const long = renderReport([{ level: 'ERROR', what: 'word '.repeat(60), fix: 'fix '.repeat(60) }], [], 80)
+  for (const line of long.split('\n')) t.ok([...line].length <= 80, 'wrapped to 80 columns')
 })
