@@ -6,6 +6,7 @@ import { TOKEN_KINDS, type TokenKind } from '../policy/required-role.js'
 import { EMPTY_RULES, loadRulesFile, type AuthzRules } from '../policy/rules.js'
 import { issuerSegment, type IdentityProviderSettings } from './identity-provider.js'
 import { EnvReader, GUID, type Section } from './readers.js'
+import type { TokenSettings } from './tokens.js'
 
 export interface AuthorizationSettings extends PolicySettings {
   /** Tenants whose users may sign in; the issuer's own tenant for a single-tenant issuer. */
@@ -15,7 +16,15 @@ export interface AuthorizationSettings extends PolicySettings {
   forwardGroupsMaxBytes: number
 }
 
-export function parseAuthorization (env: NodeJS.ProcessEnv, idp: Pick<IdentityProviderSettings, 'issuer' | 'issuerTenantId' | 'multiTenant'>): Section<AuthorizationSettings> {
+export const DEFAULT_AUTHZ_RECHECK_SECONDS = 900
+const MIN_AUTHZ_RECHECK_SECONDS = 30
+const MAX_AUTHZ_RECHECK_SECONDS = 24 * 3600
+
+export function parseAuthorization (
+  env: NodeJS.ProcessEnv,
+  idp: Pick<IdentityProviderSettings, 'issuer' | 'issuerTenantId' | 'multiTenant'>,
+  tokens: Pick<TokenSettings, 'reuseTokens'>
+): Section<AuthorizationSettings> {
   const r = new EnvReader(env)
   // --- the guide's required role
   const tokenKind = r.oneOf<TokenKind>('OPENID_REQUIRED_ROLE_TOKEN_KIND', TOKEN_KINDS, 'id', `one of ${TOKEN_KINDS.join(', ')}`)
@@ -40,7 +49,7 @@ export function parseAuthorization (env: NodeJS.ProcessEnv, idp: Pick<IdentityPr
   else if (allowedTenantsRaw.length > 0) allowedTenants = allowedTenantsRaw
 
   // --- per-path rules, bearer tokens, the groups header
-  const authzRecheckSeconds = r.int('AUTHZ_RECHECK_SECONDS', 900, 30, 24 * 3600)
+  const authzRecheckSeconds = recheckSeconds(r, tokens.reuseTokens)
   const rulesFile = r.str('AUTHZ_RULES_FILE')
   let rules: AuthzRules = EMPTY_RULES
   if (rulesFile !== undefined) {
@@ -52,4 +61,35 @@ export function parseAuthorization (env: NodeJS.ProcessEnv, idp: Pick<IdentityPr
   const forwardGroupsMaxBytes = r.int('FORWARD_GROUPS_MAX_BYTES', 4096, 256, 65536)
 
   return r.section({ requiredRole, requiredGroups, allowedTenants, authzRecheckSeconds, rules, bearerAuth, forwardGroupsMaxBytes })
+}
+
+/**
+ * How long the tokens of a sign-in are used before the gateway refreshes them and re-reads
+ * roles and groups. LibreChat's OPENID_REUSE_MAX_SESSION_AGE_MS (with OPENID_REUSE_TOKENS) is
+ * that same bound there ("reuses a cached OpenID session token before forcing an IdP
+ * refresh", 15 minutes by default, as AUTHZ_RECHECK_SECONDS here), so it sets it when
+ * AUTHZ_RECHECK_SECONDS does not. Its other use there, keeping LibreChat's OpenID session
+ * cookie at least that long, has no counterpart: sessions last SESSION_EXPIRY_SECONDS.
+ */
+function recheckSeconds (r: EnvReader, reuseTokens: boolean): number {
+  const own = r.str('AUTHZ_RECHECK_SECONDS')
+  const seconds = r.int('AUTHZ_RECHECK_SECONDS', DEFAULT_AUTHZ_RECHECK_SECONDS, MIN_AUTHZ_RECHECK_SECONDS, MAX_AUTHZ_RECHECK_SECONDS)
+  const reuseMs = r.milliseconds('OPENID_REUSE_MAX_SESSION_AGE_MS')
+  if (reuseMs === undefined) return seconds
+  const name = 'OPENID_REUSE_MAX_SESSION_AGE_MS'
+  if (!reuseTokens) {
+    r.notice(name, 'info', `${name} is not used: as in LibreChat it applies only with OPENID_REUSE_TOKENS=true; the gateway re-reads tokens every AUTHZ_RECHECK_SECONDS (${seconds} s).`)
+    return seconds
+  }
+  if (own !== undefined) {
+    r.notice(name, 'info', `${name} is not used: AUTHZ_RECHECK_SECONDS (${seconds} s) is set and says how long tokens are used before they are refreshed; unset it to follow ${name}.`)
+    return seconds
+  }
+  const fromReuse = Math.ceil(reuseMs / 1000)
+  if (fromReuse < MIN_AUTHZ_RECHECK_SECONDS || fromReuse > MAX_AUTHZ_RECHECK_SECONDS) {
+    r.problem(name, `${name} must be from ${MIN_AUTHZ_RECHECK_SECONDS * 1000} to ${MAX_AUTHZ_RECHECK_SECONDS * 1000} milliseconds (30 s to 24 h) for the gateway, which refreshes tokens and re-reads roles that often (got ${reuseMs}).`)
+    return seconds
+  }
+  r.notice(name, 'info', `${name}: tokens are refreshed from Entra, and roles and groups re-read, at least every ${fromReuse} s (the gateway's AUTHZ_RECHECK_SECONDS); it does not lengthen sessions here (SESSION_EXPIRY_SECONDS does).`)
+  return fromReuse
 }
