@@ -18,7 +18,7 @@ async function main (): Promise<void> {
   const idp = await startIdp({
     host: 'localhost',
     port: IDP_PORT,
-    clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [`${origin}/oauth/openid/callback`], post_logout_redirect_uris: [`${origin}/`] }],
+    clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [`${origin}/oauth/openid/callback`], post_logout_redirect_uris: [`${origin}/`, `${origin}/oauth2/signed_out`] }],
     users: DEMO_USERS
   })
   const upstream = await startUpstream({ host: '127.0.0.1', port: UPSTREAM_PORT })

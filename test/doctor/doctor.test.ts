@@ -27,7 +27,7 @@ const GATEWAY = 'http://localhost:3080'
 const OTHER_TENANT = '0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d'
 
 const idp = await startIdp({
-  clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [`${GATEWAY}/oauth/openid/callback`], post_logout_redirect_uris: [`${GATEWAY}/`] }],
+  clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [`${GATEWAY}/oauth/openid/callback`], post_logout_redirect_uris: [`${GATEWAY}/`, `${GATEWAY}/oauth2/signed_out`] }],
   users: DEMO_USERS
 })
 const upstream = await startUpstream()

@@ -73,7 +73,7 @@ async function startStackOn (port: number, opts: StackOptions): Promise<Stack> {
   const env = { ...opts.env }
   const callback = env.OPENID_CALLBACK_URL ?? '/oauth/openid/callback'
   const idp = opts.idp ?? await startIdp({
-    clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [origin + callback], post_logout_redirect_uris: [origin + '/', origin + '/bye'] }],
+    clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [origin + callback], post_logout_redirect_uris: [origin + '/', origin + '/bye', origin + '/oauth2/signed_out'] }],
     users: opts.users ?? DEMO_USERS
   })
   const upstream: StackUpstream = opts.upstream ?? await startUpstream()
