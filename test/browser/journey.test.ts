@@ -1,7 +1,7 @@
 // The whole journey in a real browser (Debian's chromium driven by playwright-core), through
 // the gateway, against the local IdP's real login form: a deep link, signing in, the identity
-// the upstream receives, a streamed reply, signing out of the gateway and of the IdP, being
-// asked to sign in again, and being refused as a user without the role. A full-page
+// the upstream receives, a streamed reply, signing out of the gateway and of the IdP, landing
+// on the signed-out page, signing in again, and being refused as a user without the role. A full-page
 // screenshot of each page lands in test-artifacts/screenshots/.
 import t from 'tap'
 import type { Page } from 'playwright-core'
@@ -100,9 +100,13 @@ t.test('deep link, sign-in, identity, stream, sign-out, sign-in again, refusal',
   t.not(await gatewayCookie(), aliceSession, 'the gateway session is gone before the IdP is even asked')
   await page.click('#sign-out')
 
-  // --- Asked to sign in again: the IdP sends the browser back to the gateway, whose
-  // protected root now leads to the IdP's login form (the IdP session ended too).
-  await onIdpLoginForm('back from the IdP after signing out')
+  // --- Back from the IdP on the gateway's signed-out page, which starts no sign-in; its
+  // "Sign in again" leads to the IdP's login form (the IdP session ended too).
+  await page.waitForURL(url => url.href.startsWith(`${gateway}/oauth2/signed_out`))
+  t.match(await page.textContent('h1'), /You are signed out/, "the gateway's signed-out page")
+  await shot('05-signed-out')
+  await page.click('#sign-in')
+  await onIdpLoginForm('"Sign in again" after signing out')
   const unauth = await context.request.get(`${gateway}/oauth2/userinfo`, { headers: { accept: 'application/json' } })
   t.equal(unauth.status(), 401, 'no identity any more')
   await page.goto(`${gateway}/c/another-chat`)
@@ -131,7 +135,14 @@ t.test('deep link, sign-in, identity, stream, sign-out, sign-in again, refusal',
   // allows the redirect to the IdP).
   await signOutTo(page, 'main form[action="/oauth2/sign_out"] button')
   await page.click('#sign-out')
-  await onIdpLoginForm('after signing bob out')
+  await page.waitForURL(url => url.href.startsWith(`${gateway}/oauth2/signed_out`))
+  t.match(await page.textContent('h1'), /You are signed out/, 'bob too ends on the signed-out page')
+
+  // --- The sign-out page, to someone no longer signed in, says so instead of asking.
+  await page.goto(`${gateway}/oauth2/sign_out`)
+  t.match(await page.textContent('h1'), /You are not signed in/)
+  t.equal(await page.locator('form[action="/oauth2/sign_out"]').count(), 0, 'no sign-out button')
+  await shot('07-sign-out-not-signed-in')
 
   t.same(browser.problems, [], 'no console errors (CSP violations, failed assets) on any page')
 })
