@@ -28,7 +28,7 @@ t.test("the guide's settings with their meaning and defaults", async t => {
   t.equal(c.callbackPath, '/oauth/openid/callback')
   t.equal(c.redirectUri, 'https://chat.example.com/oauth/openid/callback')
   t.equal(c.clientUrl, 'https://chat.example.com/')
-  t.equal(c.postLogoutRedirectUri, 'https://chat.example.com/oauth2/signed_out', "the gateway's signed-out page, not LibreChat's ${DOMAIN_CLIENT}/login")
+  t.equal(c.postLogoutRedirectUri, 'https://chat.example.com/oauth2/signed_out', "the gateway's signed-out page, not LibreChat's DOMAIN_CLIENT/login")
   t.equal(c.maxLogoutUrlLength, 2000)
   t.equal(c.clockToleranceSeconds, 300)
   t.equal(c.tokenEndpointAuthMethod, 'client_secret_post')
