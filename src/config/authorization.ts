@@ -3,8 +3,8 @@
 // its inputs (PolicySettings) and the rest.
 import type { PolicySettings } from '../policy/decide.js'
 import { TOKEN_KINDS, type TokenKind } from '../policy/required-role.js'
-import { EMPTY_RULES, loadRulesFile, type AuthzRules } from '../policy/rules.js'
-import { issuerSegment, type IdentityProviderSettings } from './identity-provider.js'
+import { EMPTY_RULES, isPublic, loadRulesFile, normalizePath, type AuthzRules } from '../policy/rules.js'
+import { issuerSegment, SIGNED_OUT_PATH, type IdentityProviderSettings } from './identity-provider.js'
 import { EnvReader, GUID, type Section } from './readers.js'
 import type { TokenSettings } from './tokens.js'
 
@@ -22,7 +22,7 @@ const MAX_AUTHZ_RECHECK_SECONDS = 24 * 3600
 
 export function parseAuthorization (
   env: NodeJS.ProcessEnv,
-  idp: Pick<IdentityProviderSettings, 'issuer' | 'issuerTenantId' | 'multiTenant'>,
+  idp: Pick<IdentityProviderSettings, 'issuer' | 'issuerTenantId' | 'multiTenant' | 'publicOrigin' | 'postLogoutRedirectUri'>,
   tokens: Pick<TokenSettings, 'reuseTokens'>
 ): Section<AuthorizationSettings> {
   const r = new EnvReader(env)
@@ -57,6 +57,7 @@ export function parseAuthorization (
     if ('problem' in loaded) r.problem('AUTHZ_RULES_FILE', `AUTHZ_RULES_FILE: ${loaded.problem}`)
     else rules = loaded.rules
   }
+  signsBackIn(r, idp, rules)
   const bearerAuth = r.bool('BEARER_AUTH', false)
   const forwardGroupsMaxBytes = r.int('FORWARD_GROUPS_MAX_BYTES', 4096, 256, 65536)
 
@@ -92,4 +93,17 @@ function recheckSeconds (r: EnvReader, reuseTokens: boolean): number {
   }
   r.notice(name, 'info', `${name}: tokens are refreshed from Entra, and roles and groups re-read, at least every ${fromReuse} s (the gateway's AUTHZ_RECHECK_SECONDS); it does not lengthen sessions here (SESSION_EXPIRY_SECONDS does).`)
   return fromReuse
+}
+
+/**
+ * A post-logout page behind the gateway that needs a session (LibreChat's own default,
+ * DOMAIN_CLIENT/login, is one) signs the user straight back in: said at start.
+ */
+function signsBackIn (r: EnvReader, idp: Pick<IdentityProviderSettings, 'publicOrigin' | 'postLogoutRedirectUri'>, rules: AuthzRules): void {
+  if (idp.postLogoutRedirectUri === '' || idp.publicOrigin === '') return
+  const target = new URL(idp.postLogoutRedirectUri)
+  if (target.origin !== idp.publicOrigin || target.pathname === SIGNED_OUT_PATH) return
+  const path = normalizePath(target.pathname)
+  if (path !== undefined && isPublic(rules, 'GET', path)) return
+  r.notice('OPENID_POST_LOGOUT_REDIRECT_URI', 'warn', `OPENID_POST_LOGOUT_REDIRECT_URI is a page behind the gateway that needs a session, so sign-out is followed at once by a new sign-in; use ${idp.publicOrigin}${SIGNED_OUT_PATH} (the default), or make ${target.pathname} public in AUTHZ_RULES_FILE.`)
 }

@@ -1,4 +1,7 @@
 import t from 'tap'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { loadConfig, ConfigError, knownVariables, parseSections } from '../../src/config.js'
 
 const base = {
@@ -315,4 +318,17 @@ t.test("LibreChat's OPENID_* settings the gateway does not use are named, one li
   t.match(c.notices[0]?.message, /^OPENID_ADMIN_ROLE is not used by the gateway \(LibreChat still reads it\): LibreChat maps it to its own ADMIN role/)
   t.match(c.notices[3]?.message, /^OPENID_MADE_UP is not a setting of the gateway/)
   t.notOk(knownVariables().includes('OPENID_ADMIN_ROLE'), 'not a setting of the gateway')
+})
+
+t.test('a post-logout page behind the gateway that needs a session is warned about', async t => {
+  const login = loadConfig({ ...base, OPENID_POST_LOGOUT_REDIRECT_URI: 'https://chat.example.com/login' })
+  t.same(login.notices.map(n => [n.variable, n.level]), [['OPENID_POST_LOGOUT_REDIRECT_URI', 'warn']], "LibreChat's own default would sign the user back in")
+  t.match(login.notices[0]?.message, 'use https://chat.example.com/oauth2/signed_out (the default), or make /login public in AUTHZ_RULES_FILE')
+  t.same(loadConfig({ ...base, OPENID_POST_LOGOUT_REDIRECT_URI: 'https://chat.example.com/oauth2/signed_out' }).notices, [], 'the signed-out page')
+  t.same(loadConfig({ ...base, OPENID_POST_LOGOUT_REDIRECT_URI: 'https://intranet.example.com/' }).notices, [], 'another site')
+  const dir = await mkdtemp(join(tmpdir(), 'rules-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const file = join(dir, 'authz.yaml')
+  await writeFile(file, 'public:\n  - /bye\n')
+  t.same(loadConfig({ ...base, OPENID_POST_LOGOUT_REDIRECT_URI: 'https://chat.example.com/bye', AUTHZ_RULES_FILE: file }).notices, [], 'a public path')
 })
