@@ -1,6 +1,6 @@
-// LibreChat's own OpenID settings that the gateway does not use. A LibreChat .env (the same
-// file both read in docker compose) holds them; each one set is named at start, once, so that
-// nobody believes the gateway follows it. The list is LibreChat's .env.example and the
+// LibreChat's own OpenID settings that the gateway does not use (and ALLOW_SOCIAL_LOGIN, which
+// the guide names). A LibreChat .env (the same file both read in docker compose) holds them;
+// each one set is named at start, once, so that nobody believes the gateway follows it. The list is LibreChat's .env.example and the
 // variables its OpenID code reads (api/strategies/openidStrategy.js, openIdJwtStrategy.js,
 // api/server/socialLogins.js, AuthController.js).
 import type { Notice } from './readers.js'
@@ -14,6 +14,7 @@ const DISCOVERY = 'the gateway retries discovery in the background with backoff 
 
 /** Variable → why the gateway does not use it. */
 export const LIBRECHAT_ONLY: ReadonlyMap<string, string> = new Map([
+  ['ALLOW_SOCIAL_LOGIN', "it shows LibreChat's own OpenID button; behind the gateway keep it true, so LibreChat's sign-in (with OPENID_AUTO_REDIRECT=true) follows the gateway's without a second prompt"],
   ['OPENID_ADMIN_ROLE', ADMIN],
   ['OPENID_ADMIN_ROLE_PARAMETER_PATH', ADMIN],
   ['OPENID_ADMIN_ROLE_TOKEN_KIND', ADMIN],
@@ -37,13 +38,14 @@ export const LIBRECHAT_ONLY: ReadonlyMap<string, string> = new Map([
 ])
 
 /**
- * One info line per OPENID_* variable set (non-empty) in `env` that the gateway does not read:
- * LibreChat's own with the reason, any other as unknown. `known` is knownVariables().
+ * One info line per OPENID_* variable set (non-empty) in `env` that the gateway does not read,
+ * and per other one listed above: LibreChat's own with the reason, any other as unknown.
+ * `known` is knownVariables().
  */
 export function unusedOpenIdNotices (env: NodeJS.ProcessEnv, known: readonly string[]): Notice[] {
   const notices: Notice[] = []
   for (const name of Object.keys(env).sort()) {
-    if (!name.startsWith('OPENID_') || known.includes(name)) continue
+    if ((!name.startsWith('OPENID_') && !LIBRECHAT_ONLY.has(name)) || known.includes(name)) continue
     if ((env[name] ?? '').trim() === '') continue
     const why = LIBRECHAT_ONLY.get(name)
     notices.push({

@@ -311,12 +311,14 @@ t.test("LibreChat's OPENID_* settings the gateway does not use are named, one li
     OPENID_JWKS_URL_CACHE_ENABLED: 'true',
     OPENID_ON_BEHALF_FLOW_FOR_USERINFO_REQUIRED: 'true',
     OPENID_ROLE_SYNC_CLAIM: '', // empty: means nothing, to LibreChat either
-    OPENID_MADE_UP: 'x'
+    OPENID_MADE_UP: 'x',
+    ALLOW_SOCIAL_LOGIN: 'true', // the guide names it; LibreChat's alone
+    ALLOW_REGISTRATION: 'false' // LibreChat's too, but no OpenID setting: not the gateway's to list
   })
-  t.same(c.notices.map(n => n.variable), ['OPENID_ADMIN_ROLE', 'OPENID_ADMIN_ROLE_PARAMETER_PATH', 'OPENID_JWKS_URL_CACHE_ENABLED', 'OPENID_MADE_UP', 'OPENID_ON_BEHALF_FLOW_FOR_USERINFO_REQUIRED'])
+  t.same(c.notices.map(n => n.variable), ['ALLOW_SOCIAL_LOGIN', 'OPENID_ADMIN_ROLE', 'OPENID_ADMIN_ROLE_PARAMETER_PATH', 'OPENID_JWKS_URL_CACHE_ENABLED', 'OPENID_MADE_UP', 'OPENID_ON_BEHALF_FLOW_FOR_USERINFO_REQUIRED'])
   t.ok(c.notices.every(n => n.level === 'info'))
-  t.match(c.notices[0]?.message, /^OPENID_ADMIN_ROLE is not used by the gateway \(LibreChat still reads it\): LibreChat maps it to its own ADMIN role/)
-  t.match(c.notices[3]?.message, /^OPENID_MADE_UP is not a setting of the gateway/)
+  t.match(c.notices[1]?.message, /^OPENID_ADMIN_ROLE is not used by the gateway \(LibreChat still reads it\): LibreChat maps it to its own ADMIN role/)
+  t.match(c.notices[4]?.message, /^OPENID_MADE_UP is not a setting of the gateway/)
   t.notOk(knownVariables().includes('OPENID_ADMIN_ROLE'), 'not a setting of the gateway')
 })
 
