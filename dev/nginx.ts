@@ -37,6 +37,8 @@ export interface NginxOptions {
   http: (port: number, dir: string) => string
   /** Files to write into the temporary directory first (name → content), e.g. an included snippet. */
   files?: Record<string, string>
+  /** Listen on this port instead of a free one (a caller that must name nginx's URL first, e.g. in DOMAIN_SERVER). */
+  port?: number
   /** A path that answers 2xx once nginx is up (default `/`). */
   readyPath?: string
   /** Called with the child when it starts (the bench kills it on exit). */
@@ -49,7 +51,7 @@ export async function startNginx (opts: NginxOptions): Promise<Nginx> {
   if (binary === undefined) throw new Error('nginx is not installed: run `npm run test:setup` or apt-get install nginx')
   const dir = mkdtempSync(path.join(os.tmpdir(), 'entra-gw-nginx-'))
   for (const [name, content] of Object.entries(opts.files ?? {})) writeFileSync(path.join(dir, name), content)
-  const port = await freePort()
+  const port = opts.port ?? await freePort()
   const conf = `# written by dev/nginx.ts
 daemon off;
 master_process off;

@@ -10,18 +10,32 @@ import { startUpstream } from '../dev/upstream.js'
 const GATEWAY_PORT = Number(process.env.PORT ?? 3080)
 const IDP_PORT = Number(process.env.DEMO_IDP_PORT ?? 3081)
 const UPSTREAM_PORT = Number(process.env.DEMO_UPSTREAM_PORT ?? 3082)
+// The chat stream paced so a person sees it arrive: 12 events over about five seconds.
+const DEMO_SSE = { events: 12, intervalMs: 400 }
+
+/** Starts one part; a port already taken says which setting moves it, in one line. */
+async function onPort<T> (what: string, setting: string, port: number, start: () => Promise<T>): Promise<T> {
+  try {
+    return await start()
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+      throw new Error(`port ${port} (the ${what}) is already in use: stop what listens there, or set ${setting} to another port, e.g. ${setting}=${port + 100} npm run demo`)
+    }
+    throw err
+  }
+}
 const CLIENT_ID = DEV_CLIENT_ID
 const CLIENT_SECRET = 'demo-client-secret-not-for-production'
 
 async function main (): Promise<void> {
   const origin = `http://localhost:${GATEWAY_PORT}`
-  const idp = await startIdp({
+  const idp = await onPort('local IdP', 'DEMO_IDP_PORT', IDP_PORT, async () => await startIdp({
     host: 'localhost',
     port: IDP_PORT,
     clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [`${origin}/oauth/openid/callback`], post_logout_redirect_uris: [`${origin}/`, `${origin}/oauth2/signed_out`] }],
     users: DEMO_USERS
-  })
-  const upstream = await startUpstream({ host: '127.0.0.1', port: UPSTREAM_PORT })
+  }))
+  const upstream = await onPort('demo upstream', 'DEMO_UPSTREAM_PORT', UPSTREAM_PORT, async () => await startUpstream({ host: '127.0.0.1', port: UPSTREAM_PORT, sse: DEMO_SSE, gatewayUrl: origin }))
 
   let config
   try {
@@ -44,19 +58,20 @@ async function main (): Promise<void> {
     process.exit(2)
   }
   const app = await buildApp(config)
-  await app.listen({ port: config.port, host: config.host })
+  await onPort('gateway', 'PORT', config.port, async () => await app.listen({ port: config.port, host: config.host }))
 
   process.stdout.write(`
   entra-gateway demo
   ------------------
   Gateway      ${origin}   <- open this in a browser
   Local IdP    ${idp.issuer}
-  Upstream     ${upstream.url} (reachable only through the gateway in a real deployment)
+  Upstream     ${config.upstreamUrl}${config.upstreamUrl === upstream.url ? ' (the demo upstream; reachable only through the gateway in a real deployment)' : ` (from UPSTREAM_URL; the demo upstream at ${upstream.url} is unused)`}
+  Ports        PORT=${GATEWAY_PORT} DEMO_IDP_PORT=${IDP_PORT} DEMO_UPSTREAM_PORT=${UPSTREAM_PORT} (set any of them to move it)
 
   Sign in as  alice / alice   allowed: has the app role ChatUser; the upstream page shows her identity
               bob   / bob     refused: signed in, but lacks the role ChatUser
   Sign out at ${origin}/oauth2/sign_out
-  Ctrl-C stops everything.
+  Ctrl-C (or SIGTERM) stops everything.
 \n`)
 
   const stop = (): void => {

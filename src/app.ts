@@ -6,6 +6,7 @@ import type { GatewayConfig } from './config.js'
 import { lazyChildLogger, loggerOptions } from './logger.js'
 import type { GatewayStore } from './session/store.js'
 import sessionPlugin from './session/plugin.js'
+import egressPlugin from './egress/plugin.js'
 import pagesPlugin from './pages/plugin.js'
 import discoveryPlugin from './auth/discovery.js'
 import metricsPlugin from './metrics/plugin.js'
@@ -20,6 +21,7 @@ import directoryRoutes from './routes/directory.js'
 import gatePlugin from './auth/gate.js'
 import healthRoutes from './routes/health.js'
 import userinfoRoutes from './routes/userinfo.js'
+import forwardAuthRoutes from './routes/forward-auth.js'
 import proxyPlugin from './proxy/plugin.js'
 import upstreamPlugin from './proxy/upstream.js'
 import { StoreUnavailableError } from './session/store.js'
@@ -88,6 +90,8 @@ export async function buildApp (config: GatewayConfig, opts: BuildOptions = {}):
     })
   })
 
+  // First: the pages plugin fetches OPENID_IMAGE_URL while it registers.
+  await app.register(egressPlugin, { config })
   await app.register(pagesPlugin, { config })
   await app.register(sessionPlugin, { config, store: opts.store })
   await app.register(metricsPlugin, { config })
@@ -103,6 +107,7 @@ export async function buildApp (config: GatewayConfig, opts: BuildOptions = {}):
   await app.register(userinfoRoutes, { config })
   await app.register(tokenRoutes, { config })
   await app.register(directoryRoutes, { config })
+  await app.register(forwardAuthRoutes, { config })
   await app.register(upstreamPlugin, { config })
   await app.register(proxyPlugin, { config })
   return app

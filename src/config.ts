@@ -3,6 +3,7 @@
 // returns its values and its problems apart, so the doctor checks what parsed and reports the
 // rest. loadConfig joins them, or throws every problem at once.
 import { parseAuthorization, type AuthorizationSettings } from './config/authorization.js'
+import { parseEgress, type EgressSettings } from './config/egress.js'
 import { parseIdentityProvider, type IdentityProviderSettings } from './config/identity-provider.js'
 import { parseObservability, type ObservabilitySettings } from './config/observability.js'
 import { parsePages, type PagesSettings } from './config/pages.js'
@@ -24,11 +25,12 @@ export type { TokenSettings } from './config/tokens.js'
 export type { UpstreamSettings } from './config/upstream.js'
 export type { PagesSettings } from './config/pages.js'
 export type { ObservabilitySettings } from './config/observability.js'
+export type { EgressProxy, EgressSettings, NoProxyEntry } from './config/egress.js'
 export type { RequiredRole, TokenKind } from './policy/required-role.js'
 
 /** Flat, as every consumer reads it: the sections' values side by side. */
 export interface GatewayConfig extends IdentityProviderSettings, SessionSettings, AuthorizationSettings,
-  TokenSettings, UpstreamSettings, PagesSettings, ObservabilitySettings {
+  TokenSettings, UpstreamSettings, PagesSettings, ObservabilitySettings, EgressSettings {
   /** Said once at start (buildApp logs them): settings read differently from LibreChat, or not used. */
   notices: readonly Notice[]
 }
@@ -41,6 +43,7 @@ export interface ConfigSections {
   authorization: Section<AuthorizationSettings>
   tokens: Section<TokenSettings>
   pages: Section<PagesSettings>
+  egress: Section<EgressSettings>
 }
 
 export class ConfigError extends Error {
@@ -67,7 +70,8 @@ export function parseSections (env: NodeJS.ProcessEnv = process.env): ConfigSect
     observability: parseObservability(env, upstream.values),
     authorization: parseAuthorization(env, identityProvider.values, tokens.values),
     tokens,
-    pages: parsePages(env)
+    pages: parsePages(env),
+    egress: parseEgress(env)
   }
 }
 
@@ -97,7 +101,8 @@ export function joinSections (s: ConfigSections, notices: readonly Notice[] = []
     ...s.observability.values,
     ...s.authorization.values,
     ...s.tokens.values,
-    ...s.pages.values
+    ...s.pages.values,
+    ...s.egress.values
   }
 }
 

@@ -11,7 +11,8 @@ export type InteractionHandler = (req: IncomingMessage, res: ServerResponse, uid
 
 export function makeInteractionHandlers (
   provider: Provider,
-  findUserByLogin: (login: string) => IdpUser | undefined
+  findUserByLogin: (login: string) => IdpUser | undefined,
+  listUsers: () => IdpUser[]
 ): InteractionHandler {
   return async (req, res, uid) => {
     let details: InteractionDetails
@@ -51,7 +52,7 @@ export function makeInteractionHandlers (
 
     const loginHint = typeof details.params.login_hint === 'string' ? details.params.login_hint : ''
     if (req.method === 'GET' || req.method === 'HEAD') {
-      sendHtml(res, 200, loginPage({ uid, clientId, username: loginHint }))
+      sendHtml(res, 200, loginPage({ uid, clientId, username: loginHint, users: listUsers() }))
       return
     }
     if (req.method !== 'POST') {
@@ -65,7 +66,16 @@ export function makeInteractionHandlers (
     const user = username ? findUserByLogin(username) : undefined
     if (!user || user.password !== password) {
       // 401 (not 200) so scripted clients can tell a rejected login from a fresh form.
-      sendHtml(res, 401, loginPage({ uid, clientId, username, error: 'Your account or password is incorrect.' }))
+      sendHtml(res, 401, loginPage({ uid, clientId, username, users: listUsers(), error: 'Your account or password is incorrect.' }))
+      return
+    }
+    if (user.assigned === false) {
+      // Entra: "AADSTS50105: Your administrator has configured the application ... to block
+      // users unless they are specifically granted ('assigned') access to the application."
+      await provider.interactionFinished(req, res, {
+        error: 'access_denied',
+        error_description: `AADSTS50105: Your administrator has configured the application ${clientId} to block users unless they are specifically granted ('assigned') access to the application. The signed in user '${user.preferredUsername}' is blocked because they are not a direct member of a group with access, nor had access directly assigned by an administrator.`
+      }, { mergeWithLastSubmission: false })
       return
     }
     const result: Record<string, unknown> = { login: { accountId: user.oid, amr: ['pwd'] } }
@@ -75,7 +85,18 @@ export function makeInteractionHandlers (
   }
 }
 
-function loginPage (opts: { uid: string; clientId: string; username: string; error?: string }): string {
+/** What signing in as this user shows, in a few words (the demo's gateway requires ChatUser). */
+function describeUser (user: IdpUser): string {
+  const roles = user.roles ?? []
+  const groups = user.groups ?? []
+  const has = roles.length > 0 ? `app role${roles.length === 1 ? '' : 's'} ${roles.join(', ')}` : 'no app role'
+  const member = groups.length > 0 ? `, ${groups.length} group${groups.length === 1 ? '' : 's'}` : ''
+  if (user.assigned === false) return 'not assigned to the application: Entra-style refusal (AADSTS50105) before the gateway is reached'
+  const outcome = roles.length > 0 ? 'let in where one of these roles is required' : 'refused where a role is required: shows the access-denied page'
+  return `${has}${member}: ${outcome}`
+}
+
+function loginPage (opts: { uid: string; clientId: string; username: string; users: IdpUser[]; error?: string }): string {
   const action = `/interaction/${encodeURIComponent(opts.uid)}`
   const error = opts.error
     ? `<p id="login-error" class="error" role="alert">${escapeHtml(opts.error)}</p>`
@@ -95,7 +116,17 @@ function loginPage (opts: { uid: string; clientId: string; username: string; err
       <input id="password" name="password" type="password" autocomplete="current-password" required${opts.username ? ' autofocus' : ''}${describedBy}>
     </p>
     <p><button type="submit" id="sign-in">Sign in</button></p>
-  </form>`)
+  </form>
+  <section id="demo-users" aria-labelledby="demo-users-title">
+    <h2 id="demo-users-title">Accounts of this development IdP</h2>
+    <p class="note">A stand-in for Microsoft Entra ID: no real account works here.</p>
+    <table>
+      <thead><tr><th scope="col">Username / password</th><th scope="col">What you will see</th></tr></thead>
+      <tbody>
+${opts.users.map(u => `        <tr><td><code>${escapeHtml(u.username)}</code> / <code>${escapeHtml(u.password)}</code><br><span class="note">${escapeHtml(u.name)}</span></td><td>${escapeHtml(describeUser(u))}</td></tr>`).join('\n')}
+      </tbody>
+    </table>
+  </section>`)
 }
 
 /**

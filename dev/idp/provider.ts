@@ -205,7 +205,7 @@ export async function startIdp (opts: StartIdpOptions): Promise<Idp> {
   provider.on('authorization_code.saved', (code) => tokenEndpoint.onCodeSaved(code as { jti?: string }))
 
   const providerCallback = provider.callback()
-  const interactions = makeInteractionHandlers(provider, findUserByLogin)
+  const interactions = makeInteractionHandlers(provider, findUserByLogin, () => [...users.values()])
   const handleUserinfo = makeUserinfoHandler({
     provider,
     issuer,

@@ -14,11 +14,16 @@ export function page (title: string, body: string): string {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${escapeHtml(title)}</title>
+<meta name="color-scheme" content="light dark">
 <style>
-body{font-family:system-ui,sans-serif;max-width:28rem;margin:3rem auto;padding:0 1rem;line-height:1.4}
-input{width:100%;padding:.4rem;font-size:1rem;box-sizing:border-box}
-button{padding:.5rem 1.5rem;font-size:1rem}
-.error{color:#a80000}
+:root{color-scheme:light dark;--bg:#fff;--fg:#1b1b1b;--muted:#5c5c5c;--line:#d6d6d6;--accent:#0067b8;--error:#a80000}
+@media (prefers-color-scheme:dark){:root{--bg:#1b1b1b;--fg:#e8e8e8;--muted:#a8a8a8;--line:#444;--accent:#4ea1f3;--error:#ff8a80}}
+body{font-family:system-ui,sans-serif;max-width:30rem;margin:3rem auto;padding:0 1rem;line-height:1.4;background:var(--bg);color:var(--fg)}
+input{width:100%;padding:.4rem;font-size:1rem;box-sizing:border-box;background:var(--bg);color:var(--fg);border:1px solid var(--line)}
+button{padding:.5rem 1.5rem;font-size:1rem;background:var(--accent);color:#fff;border:0;border-radius:2px}
+.error{color:var(--error)}.note{color:var(--muted);font-size:.9rem}
+table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid var(--line);padding:.35rem .4rem;text-align:left;vertical-align:top;font-size:.92rem}
+h2{font-size:1.05rem;margin-top:2.5rem}code{overflow-wrap:anywhere}
 </style>
 </head>
 <body>

@@ -328,6 +328,10 @@ export function makeTokenEndpoint (deps: {
           const oidcScopes = String(body.scope ?? '').split(' ').filter((s) => OIDC_SCOPES.has(s))
           body.scope = [...new Set(info.target.map((s) => s.value)), ...oidcScopes].join(' ')
         }
+      } else if (body.error === 'invalid_client') {
+        // Entra names a wrong client secret by its code (a Secret ID pasted as the value, or a typo).
+        Object.assign(body, entraError('invalid_client', 7000215,
+          "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '" + String(ctx.oidc.params?.client_id ?? '') + "'."))
       } else if (body.error === 'invalid_grant' && info.refreshToken !== undefined && revoked.has(info.refreshToken)) {
         Object.assign(body, entraError('invalid_grant', 50173,
           'AADSTS50173: The provided grant has expired due to it being revoked, a fresh auth token is needed. The user might have changed or reset their password.'))

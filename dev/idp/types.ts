@@ -16,6 +16,11 @@ export interface IdpUser {
   groups?: string[];
   /** Merged over the standard claims, e.g. `_claim_names`/`_claim_sources` (group overage), `wids`. */
   extraClaims?: Record<string, unknown>;
+  /**
+   * false: not assigned to the app while the app requires assignment: a correct password ends
+   * the sign-in with `access_denied` and AADSTS50105, as Entra does.
+   */
+  assigned?: boolean;
 }
 
 export interface IdpClient {

@@ -2,7 +2,7 @@
 // for this app's API (never its ID token), passes without a session, under the same rules. Any other bearer value (LibreChat's SPA
 // sends its own JWT) is not ours: it is left alone and the request is judged by its session.
 import fp from 'fastify-plugin'
-import { createRemoteJWKSet, decodeJwt, jwtVerify, errors as joseErrors, type JWTPayload } from 'jose'
+import { createRemoteJWKSet, customFetch, decodeJwt, jwtVerify, errors as joseErrors, type JWTPayload } from 'jose'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { GatewayConfig } from '../config.js'
 import type { Claims } from '../principal/claims.js'
@@ -74,7 +74,8 @@ async function bearerPlugin (app: FastifyInstance, opts: { config: GatewayConfig
     if (jwks === undefined) {
       const uri = (await app.idp.get()).serverMetadata().jwks_uri
       if (uri === undefined) return { kind: 'invalid', reason: 'the identity provider publishes no keys' }
-      jwks = createRemoteJWKSet(new URL(uri))
+      // Through the outbound proxy, like every call to the IdP.
+      jwks = createRemoteJWKSet(new URL(uri), { [customFetch]: app.egress.fetch })
     }
     let payload: JWTPayload
     try {
@@ -111,4 +112,4 @@ async function bearerPlugin (app: FastifyInstance, opts: { config: GatewayConfig
   app.decorate('bearer', { authenticate })
 }
 
-export default fp(bearerPlugin, { name: 'bearer', fastify: '5.x', dependencies: ['discovery'] })
+export default fp(bearerPlugin, { name: 'bearer', fastify: '5.x', dependencies: ['discovery', 'egress'] })

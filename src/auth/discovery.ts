@@ -31,7 +31,7 @@ async function discoveryPlugin (app: FastifyInstance, opts: { config: GatewayCon
 
   const load = async (): Promise<Configuration> => {
     if (loaded !== undefined) return loaded
-    inflight ??= discover(opts.config).then(
+    inflight ??= discover(opts.config, app.egress.fetch).then(
       (c) => {
         loaded = c
         lastError = undefined
@@ -76,4 +76,4 @@ function describe (err: unknown): string {
   return `${err.message}${cause}`
 }
 
-export default fp(discoveryPlugin, { name: 'discovery', fastify: '5.x' })
+export default fp(discoveryPlugin, { name: 'discovery', fastify: '5.x', dependencies: ['egress'] })

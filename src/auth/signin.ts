@@ -6,8 +6,10 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { GatewayConfig } from '../config.js'
 import { isNavigation } from '../policy/request-kind.js'
 import { safeReturnPath } from '../policy/return-path.js'
+import { namedOriginalRequest, trustedPeers } from '../policy/original-request.js'
 import { escapeHtml } from '../pages/render.js'
 import { beginSignIn, completeSignIn, SignInError, type LoginTransaction, type SignInResult } from '../oidc/flow.js'
+import { explainEntraError } from '../oidc/entra-errors.js'
 import type { Principal } from '../principal/principal.js'
 import { readPrincipal } from '../tokens/principal.js'
 import { loginHintOf, TokenJar } from '../tokens/jar.js'
@@ -16,9 +18,15 @@ import { readCookie, serializeCookie } from '../session/cookies.js'
 import { boundedReturnPath, LOGIN_COOKIE_MAX_AGE_MS, readTransactions, sealTransactions } from './login-cookie.js'
 const PROMPTS = new Set(['select_account', 'login'])
 
+/** The request that needs a sign-in, when it is not the one being answered (a proxy handed it over). */
+export interface RequestToSignIn { method: string, url: string }
+
 export interface SignIn {
-  /** Answers a request that has no session: a redirect to the IdP for a navigation, else 401 JSON. */
-  requireSignIn: (request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply>
+  /**
+   * Answers a request that has no session: a redirect to the IdP for a navigation, else 401
+   * JSON. `original`: the request a trusted proxy handed over, judged in place of this one.
+   */
+  requireSignIn: (request: FastifyRequest, reply: FastifyReply, original?: RequestToSignIn) => Promise<FastifyReply>
   /**
    * Completes a sign-in when the request carries the state of one this browser started.
    * Returns false (and does nothing) otherwise, so the request goes on as an ordinary one.
@@ -43,6 +51,16 @@ const SIGN_IN_REASONS: Record<string, string> = {
   token_future: "The sign-in response was dated in the future; the server's clock may be wrong.",
   tenant_not_allowed: 'Your account belongs to an organization that may not use this application.',
   userinfo_failed: 'Your account details could not be read from the identity provider.'
+}
+
+/** Failures that another attempt cannot mend. */
+const NO_RETRY = new Set(['tenant_not_allowed', 'token_future'])
+
+/** What the administrator can do, where the reason says it. */
+const ADMIN_HINTS: Record<string, string> = {
+  token_future: "Set the gateway host's clock right (NTP); OPENID_CLOCK_TOLERANCE allows a few seconds.",
+  tenant_not_allowed: "Add the account's tenant to OPENID_ALLOWED_TENANTS if it may use this application.",
+  idp_unavailable: 'The gateway cannot reach the identity provider: check its network path (egress proxy, DNS, firewall).'
 }
 
 async function signInPlugin (app: FastifyInstance, opts: { config: GatewayConfig }): Promise<void> {
@@ -79,21 +97,30 @@ async function signInPlugin (app: FastifyInstance, opts: { config: GatewayConfig
     return reply.redirect(url.href, 302)
   }
 
-  function signInFailed (request: FastifyRequest, reply: FastifyReply, reason: string, returnTo: string, idpError?: string, logDetail?: string): FastifyReply {
-    request.log.warn({ event: 'sign_in_failed', reason, idpError, detail: logDetail, ip: request.ip }, 'sign-in failed')
+  function signInFailed (request: FastifyRequest, reply: FastifyReply, reason: string, returnTo: string, failure: { idpError?: string, idp?: SignInError['idp'], logDetail?: string } = {}): FastifyReply {
+    const { idpError, idp } = failure
+    // The log keeps Microsoft's own words; the page says them plainly, with who can fix it.
+    request.log.warn({ event: 'sign_in_failed', reason, idpError, idpDescription: idp?.description, detail: failure.logDetail, ip: request.ip }, 'sign-in failed')
     app.metrics.signIns.inc({ result: reason })
-    const retry = '/oauth2/sign_in?rd=' + encodeURIComponent(returnTo)
-    const words = SIGN_IN_REASONS[reason] ?? 'The sign-in could not be completed.'
+    const explained = idp !== undefined ? explainEntraError(idp.error, idp.description) : undefined
+    const words = explained?.user ?? SIGN_IN_REASONS[reason] ?? 'The sign-in could not be completed.'
+    const retry = explained?.retry ?? !NO_RETRY.has(reason)
+    const otherAccount = explained?.otherAccount ?? reason === 'tenant_not_allowed'
+    const actions = [
+      retry ? `<a class="button" href="${escapeHtml('/oauth2/start?rd=' + encodeURIComponent(returnTo))}">Try signing in again</a>` : '',
+      otherAccount ? `<a href="${escapeHtml('/oauth2/start?prompt=select_account&rd=' + encodeURIComponent(returnTo))}">Use a different account</a>` : ''
+    ].join('')
+    const admin = explained?.admin ?? ADMIN_HINTS[reason]
     return reply.problem({
       status: reason === 'idp_unavailable' ? 503 : 400,
       error: 'sign_in_failed',
       message: words,
       page: {
         title: "Sign-in didn't complete",
-        body: `<p>${escapeHtml(words)}</p><div class="actions"><a class="button" href="${escapeHtml(retry)}">Try signing in again</a></div>`,
-        detail: `Reason: ${reason}${idpError !== undefined ? ` (${idpError})` : ''}. Request id ${request.id}.`
+        body: `<p>${escapeHtml(words)}</p>${admin !== undefined ? `<p class="admin"><strong>For your administrator:</strong> ${escapeHtml(admin)}</p>` : ''}${actions !== '' ? `<div class="actions">${actions}</div>` : ''}`,
+        detail: `Code ${explained?.code ?? idpError ?? reason}${explained !== undefined || idpError !== undefined ? ` (${reason})` : ''} · request id ${request.id}`
       },
-      json: { reason, idp_error: idpError }
+      json: { reason, idp_error: idpError, retry, ...(admin !== undefined ? { admin_hint: admin } : {}) }
     })
   }
 
@@ -139,8 +166,8 @@ async function signInPlugin (app: FastifyInstance, opts: { config: GatewayConfig
     try {
       result = await completeSignIn(oidc, { callbackUrl, state, transaction, allowedTenants: config.allowedTenants, clockToleranceSeconds: config.clockToleranceSeconds })
     } catch (err) {
-      if (err instanceof SignInError) signInFailed(request, reply, err.reason, transaction.returnTo, err.idpError, err.message)
-      else signInFailed(request, reply, 'token_invalid', transaction.returnTo, undefined, (err as Error).message)
+      if (err instanceof SignInError) signInFailed(request, reply, err.reason, transaction.returnTo, { idpError: err.idpError, idp: err.idp, logDetail: err.message })
+      else signInFailed(request, reply, 'token_invalid', transaction.returnTo, { logDetail: (err as Error).message })
       return true
     }
     const loginHint = loginHintOf(result.claims)
@@ -156,7 +183,7 @@ async function signInPlugin (app: FastifyInstance, opts: { config: GatewayConfig
     try {
       user = await readPrincipal({ config, oidc, jar, graph: app.tokens.graph, pool: app.tokens.pool }, result.claims, Date.now())
     } catch (err) {
-      signInFailed(request, reply, 'userinfo_failed', transaction.returnTo, undefined, (err as Error).message)
+      signInFailed(request, reply, 'userinfo_failed', transaction.returnTo, { logDetail: (err as Error).message })
       return true
     }
 
@@ -177,18 +204,18 @@ async function signInPlugin (app: FastifyInstance, opts: { config: GatewayConfig
   }
 
   /** With OPENID_AUTO_REDIRECT=false: a page with the sign-in button instead of a redirect. */
-  function signInPage (reply: FastifyReply, returnTo: string): FastifyReply {
-    const href = '/oauth2/sign_in?rd=' + encodeURIComponent(returnTo)
+  function signInPage (reply: FastifyReply, returnTo: string, status = 401): FastifyReply {
+    const href = '/oauth2/start?rd=' + encodeURIComponent(returnTo)
     const icon = config.imageUrl !== undefined || config.logoFile !== undefined ? '<img src="/oauth2/assets/logo" alt="">' : ''
-    return reply.page(401, {
+    return reply.page(status, {
       title: `Sign in to ${config.title}`,
-      body: `<p>Sign in with your work or school account to continue.</p><div class="actions"><a class="button" id="sign-in" href="${escapeHtml(href)}">${icon}${escapeHtml(config.buttonLabel)}</a></div>`
+      body: `<p>Sign in with your work or school account to continue.</p><div class="actions"><a class="button" id="sign-in" href="${escapeHtml(href)}">${icon}${escapeHtml(config.buttonLabel)}</a><a href="${escapeHtml(href + '&prompt=select_account')}">Use a different account</a></div>`
     })
   }
 
-  async function requireSignIn (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
-    const returnTo = safeReturnPath(request.url)
-    if (isNavigation(request.method, request.headers)) {
+  async function requireSignIn (request: FastifyRequest, reply: FastifyReply, original: RequestToSignIn = request): Promise<FastifyReply> {
+    const returnTo = safeReturnPath(original.url)
+    if (isNavigation(original.method, request.headers)) {
       // The app logged the user out: end the Entra session now rather than sign in silently again.
       const endSession = await app.signOut.takeEndSessionRedirect(request)
       if (endSession !== undefined) return reply.header('cache-control', 'no-store').redirect(endSession, 303)
@@ -202,11 +229,25 @@ async function signInPlugin (app: FastifyInstance, opts: { config: GatewayConfig
 
   app.decorate('signIn', { requireSignIn, handleCallback })
 
-  app.get('/oauth2/sign_in', async (request, reply) => {
+  const fromTrustedProxy = trustedPeers(config.trustedProxies)
+  /** `/oauth2/start` always goes to the IdP; `/oauth2/sign_in` shows the sign-in page first when OPENID_AUTO_REDIRECT=false (oauth2-proxy's pair of routes). */
+  const signInRoute = (alwaysStart: boolean) => async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
     const query = request.query as Record<string, unknown>
     const prompt = typeof query.prompt === 'string' && PROMPTS.has(query.prompt) ? query.prompt : undefined
-    return await startSignIn(request, reply, safeReturnPath(query.rd), prompt)
-  })
+    // Handed over by a proxy in front (nginx's `error_page 401` of forward-auth), with the
+    // original request in X-Original-URI/-Method: judged as that request, so an API call stays
+    // a 401 and a navigation signs in and comes back to it, query and all (no escaping in nginx).
+    // The TCP peer decides, not a header; anyone else's visit is an explicit sign-in, as before.
+    if (!alwaysStart && query.rd === undefined && prompt === undefined && fromTrustedProxy(request.socket.remoteAddress)) {
+      const named = namedOriginalRequest(request.headers)
+      if (named !== undefined && named !== 'invalid') return await requireSignIn(request, reply, named)
+    }
+    const returnTo = safeReturnPath(query.rd)
+    if (!alwaysStart && !config.autoRedirect && prompt === undefined) return signInPage(reply, returnTo, 200)
+    return await startSignIn(request, reply, returnTo, prompt)
+  }
+  app.get('/oauth2/sign_in', signInRoute(false))
+  app.get('/oauth2/start', signInRoute(true))
 }
 
 export default fp(signInPlugin, { name: 'signin', fastify: '5.x', dependencies: ['session', 'discovery', 'pages', 'tokens'] })

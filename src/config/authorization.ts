@@ -1,9 +1,10 @@
 // Who may use the gateway: the guide's required role, required groups, the tenants whose users
-// may sign in, per-path rules, API bearer tokens. The decision itself is policy's; this reads
-// its inputs (PolicySettings) and the rest.
+// may sign in, per-path rules, routes to other upstreams (each with its own rules), API bearer
+// tokens. The decision itself is policy's; this reads its inputs (PolicySettings) and the rest.
 import type { PolicySettings } from '../policy/decide.js'
 import { TOKEN_KINDS, type TokenKind } from '../policy/required-role.js'
 import { EMPTY_RULES, isPublic, loadRulesFile, normalizePath, type AuthzRules } from '../policy/rules.js'
+import { compileRoute, NO_ROUTES, parseRoutesVariable, routeTable, type Route, type RouteTable } from '../policy/routes.js'
 import { issuerSegment, SIGNED_OUT_PATH, type IdentityProviderSettings } from './identity-provider.js'
 import { EnvReader, GUID, type Section } from './readers.js'
 import type { TokenSettings } from './tokens.js'
@@ -14,6 +15,7 @@ export interface AuthorizationSettings extends PolicySettings {
   authzRecheckSeconds: number
   bearerAuth: boolean
   forwardGroupsMaxBytes: number
+  routes: RouteTable
 }
 
 export const DEFAULT_AUTHZ_RECHECK_SECONDS = 900
@@ -52,16 +54,36 @@ export function parseAuthorization (
   const authzRecheckSeconds = recheckSeconds(r, tokens.reuseTokens)
   const rulesFile = r.str('AUTHZ_RULES_FILE')
   let rules: AuthzRules = EMPTY_RULES
+  const fileRoutes: Route[] = []
   if (rulesFile !== undefined) {
     const loaded = loadRulesFile(rulesFile)
     if ('problem' in loaded) r.problem('AUTHZ_RULES_FILE', `AUTHZ_RULES_FILE: ${loaded.problem}`)
-    else rules = loaded.rules
+    else {
+      rules = loaded.rules
+      fileRoutes.push(...loaded.routes)
+    }
   }
   signsBackIn(r, idp, rules)
+
+  // --- routes: the rules file's (which may carry roles and groups) and ROUTES (plain ones)
+  const parsed = parseRoutesVariable(r.str('ROUTES') ?? '')
+  for (const problem of parsed.problems) r.problem('ROUTES', `ROUTES ${problem}.`)
+  const envRoutes: Route[] = []
+  for (const spec of parsed.specs) {
+    const compiled = compileRoute(spec)
+    if ('problem' in compiled) r.problem('ROUTES', `ROUTES entry "${spec.match}=${spec.upstream}": ${compiled.problem}.`)
+    else envRoutes.push(compiled.route)
+  }
+  let routes: RouteTable = NO_ROUTES
+  const table = routeTable([...fileRoutes, ...envRoutes])
+  if ('problem' in table) {
+    const inFile = fileRoutes.length > 0 && envRoutes.length > 0 ? ' (between ROUTES and AUTHZ_RULES_FILE\'s routes)' : ''
+    r.problem(envRoutes.length > 0 ? 'ROUTES' : 'AUTHZ_RULES_FILE', `${envRoutes.length > 0 ? 'ROUTES' : 'AUTHZ_RULES_FILE'}: ${table.problem}${inFile}.`)
+  } else routes = table.table
   const bearerAuth = r.bool('BEARER_AUTH', false)
   const forwardGroupsMaxBytes = r.int('FORWARD_GROUPS_MAX_BYTES', 4096, 256, 65536)
 
-  return r.section({ requiredRole, requiredGroups, allowedTenants, authzRecheckSeconds, rules, bearerAuth, forwardGroupsMaxBytes })
+  return r.section({ requiredRole, requiredGroups, allowedTenants, authzRecheckSeconds, rules, routes, bearerAuth, forwardGroupsMaxBytes })
 }
 
 /**

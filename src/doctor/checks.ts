@@ -4,8 +4,9 @@
 // finding.
 import {
   DEFAULT_CALLBACK, DEFAULT_CLOCK_TOLERANCE_SECONDS, EnvReader, GUID, isLoopbackHost, joinSections, knownVariables, noticesOf, parseSections,
-  parseTokens, problemsOf, SIGNED_OUT_PATH, type ConfigSections, type GatewayConfig, type Notice
+  parseTokens, problemsOf, SIGNED_OUT_PATH, type ConfigSections, type EgressSettings, type GatewayConfig, type Notice
 } from '../config.js'
+import { egressRoute, showProxy, type EgressFetch } from '../egress/egress.js'
 import { IDENTITY_HEADERS } from '../proxy/headers.js'
 import { error, ok, redactUrl, warn, type Finding } from './findings.js'
 import { httpGet, redisPing, type HttpProbe, type ProbeOptions, type RedisProbe } from './probes.js'
@@ -33,11 +34,18 @@ export interface DoctorSettings {
   clockToleranceSeconds: number
   upstreamUrl: string | undefined
   upstreamHealthPath: string
+  /** Each route's upstream, as parsed (a refused route is not among them, so not probed). */
+  routes: Array<{ name: string, upstreamUrl: string, healthPath: string }>
   sessionStore: string
   redisUrl: string | undefined
   trustedProxies: string[]
   /** OPENID_SCOPE, split. */
   scope: string[]
+  /** The outbound proxy settings (best effort: a malformed proxy variable is left out). */
+  egress: EgressSettings['egress']
+  graphApiUrl: string
+  /** OPENID_IMAGE_URL, when the pages fetch it (no GATEWAY_LOGO_FILE). */
+  imageUrl: string | undefined
 }
 
 const given = (v: string): string | undefined => v === '' ? undefined : v
@@ -57,10 +65,14 @@ export function settingsFrom (sections: ConfigSections): DoctorSettings {
     clockToleranceSeconds: idp.clockToleranceSeconds,
     upstreamUrl: refused.has('UPSTREAM_URL') ? undefined : given(upstream.upstreamUrl),
     upstreamHealthPath: upstream.upstreamHealthPath,
+    routes: sections.authorization.values.routes.all.map(r => ({ name: r.name, upstreamUrl: r.upstreamUrl, healthPath: r.healthPath })),
     sessionStore: session.sessionStore,
     redisUrl: session.redisUrl,
     trustedProxies: upstream.trustedProxies,
-    scope: idp.scope.split(' ').filter(Boolean)
+    scope: idp.scope.split(' ').filter(Boolean),
+    egress: sections.egress.values.egress,
+    graphApiUrl: sections.tokens.values.graphApiUrl,
+    imageUrl: sections.pages.values.logoFile === undefined ? sections.pages.values.imageUrl : undefined
   }
 }
 
@@ -74,7 +86,7 @@ const REPORTED_ELSEWHERE = ['OPENID_CALLBACK_URL']
 /** A ConfigError problem ("NAME is not set: do this." / "NAME must be …") as a finding. */
 export function problemFinding (problem: string): Finding {
   const text = problem.replace(/\.$/, '')
-  const name = /^[A-Z][A-Z0-9_]*/.exec(text)?.[0] ?? 'configuration'
+  const name = /^([A-Z][A-Z0-9_]*|[a-z]+_proxy)\b/.exec(text)?.[0] ?? 'configuration'
   const notSet = /^([A-Z][A-Z0-9_]*) is not set: (.*)$/.exec(text)
   if (notSet !== null) return error(`${notSet[1] ?? name} is not set`, notSet[2] ?? `set ${name}`)
   // "NAME must be …; do this" carries its own fix after the semicolon.
@@ -229,17 +241,117 @@ export function clockFindings (probe: HttpProbe, toleranceSeconds = DEFAULT_CLOC
 }
 
 export interface NetworkOptions extends ProbeOptions {
+  /** How the IdP is asked: the egress fetch built from the settings (runDoctor makes it). */
+  egressFetch?: EgressFetch
+  /** How the upstream is asked: always directly. */
+  directFetch?: EgressFetch
   /** Replaces the HTTP probe (tests). */
   get?: typeof httpGet
   /** Replaces the Redis probe (tests). */
   ping?: (url: string, opts: ProbeOptions) => Promise<RedisProbe>
 }
 
-export async function checkIdp (settings: DoctorSettings, opts: NetworkOptions = {}): Promise<Finding[]> {
-  if (settings.issuer === undefined) return [] // the variables check already said why
+/** The discovery document, asked for as the gateway asks: through the outbound proxy when one applies. */
+export async function probeIdp (settings: DoctorSettings, opts: NetworkOptions = {}): Promise<HttpProbe | undefined> {
+  if (settings.issuer === undefined) return undefined // the variables check already said why
   const get = opts.get ?? httpGet
-  const probe = await get(discoveryUrl(settings.issuer), { timeoutMs: opts.timeoutMs ?? 5000, now: opts.now, maxBody: 256 * 1024 })
-  return [...discoveryFindings(settings, probe), ...clockFindings(probe, settings.clockToleranceSeconds)]
+  const url = discoveryUrl(settings.issuer)
+  const probe = await get(url, { fetch: opts.egressFetch ?? (fetch as EgressFetch), timeoutMs: opts.timeoutMs ?? 5000, now: opts.now, maxBody: 256 * 1024 })
+  const route = egressRoute(settings.egress, url)
+  // An error through the proxy may be the proxy's: say which one was used.
+  if (probe.error !== undefined && route.kind === 'proxy') return { ...probe, error: `${probe.error} (through the outbound proxy ${showProxy(route.proxy)})` }
+  return probe
+}
+
+export function idpFindings (settings: DoctorSettings, probe: HttpProbe | undefined): Finding[] {
+  return probe === undefined ? [] : [...discoveryFindings(settings, probe), ...clockFindings(probe, settings.clockToleranceSeconds)]
+}
+
+export async function checkIdp (settings: DoctorSettings, opts: NetworkOptions = {}): Promise<Finding[]> {
+  return idpFindings(settings, await probeIdp(settings, opts))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outbound proxy
+// ---------------------------------------------------------------------------------------------
+
+const PROXY_VARIABLES = [['https_proxy', 'HTTPS_PROXY'], ['http_proxy', 'HTTP_PROXY'], ['no_proxy', 'NO_PROXY']] as const
+
+/**
+ * Which proxy each outbound destination will use: the IdP's endpoints (from the discovery
+ * document when it was read), Graph, OPENID_IMAGE_URL, and the upstream, which never uses one.
+ */
+export function checkEgress (settings: DoctorSettings, env: NodeJS.ProcessEnv, discovery?: HttpProbe): Finding[] {
+  const egress = settings.egress
+  const findings: Finding[] = []
+  const r = new EnvReader(env)
+  for (const [lower, upper] of PROXY_VARIABLES) {
+    const a = r.str(lower)
+    const b = r.str(upper)
+    if (a !== undefined && b !== undefined && a !== b) {
+      findings.push(warn(`${lower} and ${upper} are both set and differ: the lower-case ${lower} is used`, 'unset one of them, or give both the same value'))
+    }
+  }
+  const proxy = r.str('PROXY')
+  if (proxy !== undefined && (r.str('HTTPS_PROXY') ?? r.str('https_proxy') ?? r.str('HTTP_PROXY') ?? r.str('http_proxy')) !== undefined) {
+    findings.push(ok('PROXY is set: it is used for every outbound destination, before HTTPS_PROXY and HTTP_PROXY (as LibreChat uses it); NO_PROXY still applies', 'unset PROXY to route by HTTPS_PROXY/HTTP_PROXY instead'))
+  }
+  for (const entry of egress.noProxy) {
+    if (entry.hostname.includes('/')) {
+      findings.push(warn(`NO_PROXY entry ${entry.hostname} is an address range, which is never matched (only host names, .domains and host:port are)`, 'list the hosts or domains to reach directly by name or address'))
+    }
+  }
+  if (egress.https === undefined && egress.http === undefined) {
+    findings.push(ok('no outbound proxy is set (HTTPS_PROXY, HTTP_PROXY, PROXY): the IdP, Graph and OPENID_IMAGE_URL are called directly',
+      'where outbound traffic must pass an egress proxy, set HTTPS_PROXY=http://proxy.example.com:3128 (and NO_PROXY for hosts reached directly)'))
+    return findings
+  }
+
+  // The IdP's endpoints, grouped by origin: one line per host the gateway calls.
+  const calls = new Map<string, string[]>()
+  const add = (what: string, url: string | undefined): void => {
+    if (url === undefined) return
+    let origin: string
+    try { origin = new URL(url).origin } catch { return }
+    calls.set(origin, [...(calls.get(origin) ?? []), what])
+  }
+  if (settings.issuer !== undefined) add('IdP discovery', discoveryUrl(settings.issuer))
+  const doc = metadataOf(discovery)
+  add('JWKS', doc.jwks_uri)
+  add('token endpoint', doc.token_endpoint)
+  add('UserInfo', doc.userinfo_endpoint)
+  add('Microsoft Graph', settings.graphApiUrl)
+  add('OPENID_IMAGE_URL', settings.imageUrl)
+  for (const [origin, what] of calls) {
+    const route = egressRoute(egress, origin)
+    const host = new URL(origin).hostname
+    // A proxy elsewhere reaches its own loopback, not this host's (one on this host, such as
+    // a local authenticating proxy, does reach it).
+    if (route.kind === 'proxy' && isLoopbackHost(host) && !isLoopbackHost(new URL(route.proxy.url).hostname)) {
+      findings.push(warn(`outbound: ${what.join(', ')} at ${origin} would go through the proxy ${showProxy(route.proxy)}, which cannot reach this host's loopback`,
+        `add ${host} to NO_PROXY (loopback is not excluded automatically)`))
+    } else {
+      findings.push(ok(`outbound: ${what.join(', ')} at ${origin} → ${route.kind === 'proxy' ? `through the proxy ${showProxy(route.proxy)}` : `directly (${route.why})`}`,
+        route.kind === 'proxy' ? 'the proxy must allow it (CONNECT for https)' : 'nothing to do'))
+    }
+  }
+  if (settings.upstreamUrl !== undefined) {
+    findings.push(ok(`the upstream ${redactUrl(settings.upstreamUrl)} is always reached directly, never through the outbound proxy`, 'nothing to do'))
+  }
+  return findings
+}
+
+function metadataOf (probe: HttpProbe | undefined): Record<string, string | undefined> {
+  if (probe?.status !== 200) return {}
+  try {
+    const doc: unknown = JSON.parse(probe.body ?? '')
+    if (doc === null || typeof doc !== 'object') return {}
+    const d = doc as Record<string, unknown>
+    const str = (k: string): string | undefined => typeof d[k] === 'string' ? d[k] : undefined
+    return { jwks_uri: str('jwks_uri'), token_endpoint: str('token_endpoint'), userinfo_endpoint: str('userinfo_endpoint') }
+  } catch {
+    return {}
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -282,19 +394,35 @@ export function checkRedirectUri (settings: Pick<DoctorSettings, 'publicOrigin' 
 // Upstream and Redis
 // ---------------------------------------------------------------------------------------------
 
-export function upstreamFindings (probe: HttpProbe): Finding[] {
-  const fix = 'start the app, or set UPSTREAM_URL to where it listens as seen from the gateway (LibreChat in docker compose: http://api:3080)'
-  if (probe.error !== undefined) return [error(`the upstream ${redactUrl(probe.url)} is unreachable: ${probe.error}`, fix)]
+/** `route`: the prefix or host of a route, whose upstream this is; undefined: UPSTREAM_URL's. */
+export function upstreamFindings (probe: HttpProbe, route?: string): Finding[] {
+  const which = route === undefined ? 'the upstream' : `the upstream of the route ${route}`
+  const fix = route === undefined
+    ? 'start the app, or set UPSTREAM_URL to where it listens as seen from the gateway (LibreChat in docker compose: http://api:3080)'
+    : `start it, or correct the route ${route} (ROUTES or the rules file's routes) to where it listens as seen from the gateway (LibreChat's compose: http://admin-panel:3000, http://rag_api:8000)`
+  if (probe.error !== undefined) return [error(`${which} ${redactUrl(probe.url)} is unreachable: ${probe.error}`, fix)]
   const status = probe.status ?? 0
-  if (status >= 500) return [error(`the upstream ${redactUrl(probe.url)} answered HTTP ${status}`, 'look at the upstream\'s own logs; the gateway reports it as not ready until it answers')]
-  if (status === 404) return [warn(`the upstream answered 404 at its health path ${redactUrl(probe.url)}`, 'set UPSTREAM_HEALTH_PATH to a path the upstream answers without signing in (LibreChat: /health)')]
-  return [ok(`the upstream ${redactUrl(probe.url)} answers (HTTP ${status})`, 'nothing to do; keep it reachable only through the gateway')]
+  if (status >= 500) return [error(`${which} ${redactUrl(probe.url)} answered HTTP ${status}`, `look at the upstream's own logs; the gateway reports it as ${route === undefined ? 'not ready' : 'degraded'} until it answers`)]
+  if (status === 404) {
+    return [warn(`${which} answered 404 at its health path ${redactUrl(probe.url)}`, route === undefined
+      ? 'set UPSTREAM_HEALTH_PATH to a path the upstream answers without signing in (LibreChat: /health)'
+      : `give the route ${route} a health path it answers without signing in (health=/path in ROUTES, health_path in the rules file)`)]
+  }
+  return [ok(`${which} ${redactUrl(probe.url)} answers (HTTP ${status})`, 'nothing to do; keep it reachable only through the gateway')]
 }
 
+/** UPSTREAM_URL's upstream and each route's, side by side, reported in that order. */
 export async function checkUpstream (settings: DoctorSettings, opts: NetworkOptions = {}): Promise<Finding[]> {
-  if (settings.upstreamUrl === undefined) return []
   const get = opts.get ?? httpGet
-  return upstreamFindings(await get(settings.upstreamUrl + settings.upstreamHealthPath, { timeoutMs: opts.timeoutMs ?? 3000, now: opts.now, accept: '*/*' }))
+  const probe = async (url: string): Promise<HttpProbe> => await get(url, { fetch: opts.directFetch ?? (fetch as EgressFetch), timeoutMs: opts.timeoutMs ?? 3000, now: opts.now, accept: '*/*' })
+  const [main, ...routes] = await Promise.all([
+    settings.upstreamUrl === undefined ? undefined : probe(settings.upstreamUrl + settings.upstreamHealthPath),
+    ...settings.routes.map(async r => await probe(r.upstreamUrl + r.healthPath))
+  ])
+  return [
+    ...(main === undefined ? [] : upstreamFindings(main)),
+    ...routes.flatMap((p, i) => p === undefined ? [] : upstreamFindings(p, settings.routes[i]?.name))
+  ]
 }
 
 export async function checkRedis (settings: DoctorSettings, opts: NetworkOptions = {}): Promise<Finding[]> {
@@ -424,11 +552,11 @@ export function checkForwardedHeaders (settings: Pick<DoctorSettings, 'trustedPr
   ]
   const trusted = settings.trustedProxies
   if (trusted.some(p => p === '0.0.0.0/0' || p === '::/0')) {
-    findings.push(warn(`TRUSTED_PROXIES (${trusted.join(', ')}) trusts every address: any client can choose its own X-Forwarded-For/-Proto/-Host`,
+    findings.push(warn(`TRUSTED_PROXIES (${trusted.join(', ')}) trusts every address: any client can choose its own X-Forwarded-For/-Proto/-Host, and the request a forward-auth check (/oauth2/auth) judges`,
       'list only the addresses of your reverse proxy or load balancer, e.g. 10.0.0.0/8'))
   } else {
     findings.push(ok(`X-Forwarded-For, X-Forwarded-Proto and X-Forwarded-Host are set from the connection; a client's own values are kept only from ${trusted.length > 0 ? trusted.join(', ') : 'nobody (TRUSTED_PROXIES is empty)'}`,
-      trusted.length > 0 ? 'nothing to do' : 'behind a reverse proxy, set TRUSTED_PROXIES to its address so the real client address is logged'))
+      trusted.length > 0 ? 'nothing to do' : 'behind a reverse proxy, set TRUSTED_PROXIES to its address so the real client address is logged (and, with forward-auth, so per-path rules see the request it names)'))
   }
   return findings
 }

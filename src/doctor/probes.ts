@@ -2,6 +2,7 @@
 // clock check) and one Redis PING. Each returns what happened instead of throwing, so the
 // checks that read them stay plain functions.
 import { Redis } from 'ioredis'
+import type { EgressFetch } from '../egress/egress.js'
 
 export interface HttpProbe {
   url: string
@@ -39,16 +40,23 @@ export function describeNetworkError (err: unknown, timeoutMs: number): string {
     case 'ERR_TLS_CERT_ALTNAME_INVALID': return 'TLS certificate is for another host name'
   }
   const message = e?.cause?.message ?? e?.message ?? String(err)
+  const proxyStatus = /Proxy response \((\d+)\)/.exec(message)?.[1]
+  if (proxyStatus === '407') return 'the outbound proxy wants credentials (HTTP 407): put them in the proxy URL, http://user:password@proxy:3128'
+  if (proxyStatus !== undefined) return `the outbound proxy refused the connection (HTTP ${proxyStatus}): ask its administrators to allow this host`
   if (message === 'bad port') return 'the port is one fetch refuses to connect to (a blocked port such as 1, 9 or 6000): use another'
   return code !== undefined ? `${code}: ${message}` : message
 }
 
-export async function httpGet (url: string, opts: ProbeOptions & { accept?: string, maxBody?: number } = {}): Promise<HttpProbe> {
+/**
+ * `fetch` says how the request travels: the gateway's egress fetch for the IdP (through the
+ * outbound proxy, as the gateway will), a direct one for the upstream.
+ */
+export async function httpGet (url: string, opts: ProbeOptions & { fetch: EgressFetch, accept?: string, maxBody?: number }): Promise<HttpProbe> {
   const timeoutMs = opts.timeoutMs ?? 5000
   const now = opts.now ?? Date.now
   const sentAt = now()
   try {
-    const res = await fetch(url, {
+    const res = await opts.fetch(url, {
       redirect: 'manual',
       headers: { accept: opts.accept ?? 'application/json' },
       signal: AbortSignal.timeout(timeoutMs)

@@ -5,6 +5,8 @@
 export interface GraphOptions {
   /** GRAPH_API_URL's origin, e.g. https://graph.microsoft.com. */
   baseUrl: string
+  /** The egress fetch (the outbound proxy): required, so no call can silently go direct. */
+  fetch: (url: string, init: RequestInit) => Promise<Response>
   /** Retries after a 429 or 5xx before giving up. */
   maxRetries?: number
   /** The longest single Retry-After we wait for; longer counts as a failure. */
@@ -50,7 +52,7 @@ export async function graphRequest (
   for (let attempt = 0; ; attempt++) {
     let res: Response
     try {
-      res = await fetch(url, {
+      res = await o.fetch(url, {
         method: init.method ?? 'GET',
         headers: { authorization: `Bearer ${token}`, accept: 'application/json', ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}), ...init.headers },
         body: init.body !== undefined ? JSON.stringify(init.body) : undefined,

@@ -17,8 +17,10 @@ export interface IdentitySigner {
    * The identity JWT for a principal, cached under `cacheKey` (which must change whenever the
    * principal does) until shortly before it expires; undefined until the key is loaded.
    * `groupsTruncated`: X-Forwarded-Groups had to be cut, so the JWT keeps only named groups too.
+   * `audience`: the origin of the upstream it is for (a route's, or UPSTREAM_URL's by default),
+   * so a token one upstream received is not valid at another.
    */
-  tokenFor: (principal: Principal, cacheKey: string, groupsTruncated: boolean) => Promise<string | undefined>
+  tokenFor: (principal: Principal, cacheKey: string, groupsTruncated: boolean, audience?: string) => Promise<string | undefined>
 }
 
 declare module 'fastify' {
@@ -48,7 +50,7 @@ export async function importSigningKey (text: string): Promise<SigningKey> {
 
 async function identityPlugin (app: FastifyInstance, opts: { config: GatewayConfig }): Promise<void> {
   const { config } = opts
-  const audience = new URL(config.upstreamUrl).origin
+  const defaultAudience = new URL(config.upstreamUrl).origin
   let key: SigningKey | undefined
   const cache = new Map<string, { jwt: string, exp: number }>()
 
@@ -67,9 +69,10 @@ async function identityPlugin (app: FastifyInstance, opts: { config: GatewayConf
 
   const keep = new Set([...config.requiredGroups, ...config.rules.namedGroups])
 
-  async function tokenFor (user: Principal, cacheKey: string, truncated: boolean): Promise<string | undefined> {
+  async function tokenFor (user: Principal, userKey: string, truncated: boolean, audience = defaultAudience): Promise<string | undefined> {
     if (key === undefined) return undefined
     const now = Math.floor(Date.now() / 1000)
+    const cacheKey = audience === defaultAudience ? userKey : `${audience} ${userKey}`
     const hit = cache.get(cacheKey)
     if (hit !== undefined && hit.exp - RESIGN_MARGIN_SECONDS > now) return hit.jwt
     const jwt = await new SignJWT({

@@ -10,7 +10,11 @@ import type { Claims } from '../principal/claims.js'
 export const MAX_ID_TOKEN_AGE_SECONDS = 600
 export const LOGIN_TRANSACTION_SECONDS = 600
 
-export async function discover (config: GatewayConfig): Promise<client.Configuration> {
+/**
+ * `fetch` carries every request of this configuration (discovery, JWKS, token, UserInfo):
+ * the egress fetch, which knows the outbound proxy.
+ */
+export async function discover (config: GatewayConfig, fetch: client.CustomFetch): Promise<client.Configuration> {
   const issuer = new URL(config.issuer)
   const insecure = issuer.protocol === 'http:' && isLoopbackHost(issuer.hostname)
   const metadata: Partial<client.ClientMetadata> = {
@@ -24,6 +28,8 @@ export async function discover (config: GatewayConfig): Promise<client.Configura
   const auth = config.tokenEndpointAuthMethod === 'client_secret_basic' ? client.ClientSecretBasic(config.clientSecret) : client.ClientSecretPost(config.clientSecret)
   const oidc = await client.discovery(issuer, config.clientId, metadata, auth, {
     execute: insecure ? [client.allowInsecureRequests] : [],
+    // Both kept by the configuration for its later requests.
+    [client.customFetch]: fetch,
     timeout: 5
   })
   // openid-client trusts the TLS channel for ID tokens from the token endpoint unless told
@@ -71,11 +77,14 @@ export class SignInError extends Error {
   readonly reason: string
   /** The IdP's own error code (an AADSTS number when Entra says it), for the helpdesk. */
   readonly idpError: string | undefined
-  constructor (reason: string, message: string, opts: { idpError?: string, cause?: unknown } = {}) {
+  /** The IdP's `error` and `error_description` as it sent them (Microsoft's words, for the log). */
+  readonly idp: { error: string, description: string | undefined } | undefined
+  constructor (reason: string, message: string, opts: { idpError?: string, idp?: { error: string, description: string | undefined }, cause?: unknown } = {}) {
     super(message, { cause: opts.cause })
     this.name = 'SignInError'
     this.reason = reason
     this.idpError = opts.idpError
+    this.idp = opts.idp
   }
 }
 
@@ -107,15 +116,19 @@ export async function completeSignIn (
     })
   } catch (err) {
     if (err instanceof client.AuthorizationResponseError) {
-      const description = typeof err.error_description === 'string' ? err.error_description : ''
-      const aadsts = /AADSTS\d+/.exec(description)?.[0]
-      throw new SignInError('idp_error', `the identity provider answered ${err.error}`, { idpError: aadsts ?? err.error, cause: err })
+      const description = typeof err.error_description === 'string' ? err.error_description : undefined
+      const aadsts = /AADSTS\d+/.exec(description ?? '')?.[0]
+      throw new SignInError('idp_error', `the identity provider answered ${err.error}`, { idpError: aadsts ?? err.error, idp: { error: err.error, description }, cause: err })
     }
     if (idpUnreachable(err)) {
       throw new SignInError('idp_unavailable', `the token endpoint could not be reached (${describeFailure(err)})`, { cause: err })
     }
     if (err instanceof client.ResponseBodyError) {
-      throw new SignInError('token_error', `the token endpoint refused the code: ${err.error}`, { idpError: err.error, cause: err })
+      // Entra's token endpoint names the cause (a wrong or expired client secret) only in the
+      // description's AADSTS code.
+      const description = typeof err.error_description === 'string' ? err.error_description : undefined
+      const aadsts = /AADSTS\d+/.exec(description ?? '')?.[0]
+      throw new SignInError('token_error', `the token endpoint refused the code: ${err.error}`, { idpError: aadsts ?? err.error, idp: { error: err.error, description }, cause: err })
     }
     const code = (err as { code?: string }).code
     throw new SignInError('token_invalid', `the sign-in response failed validation (${code ?? (err as Error).message})`, { cause: err })

@@ -80,7 +80,7 @@ async function loadAsset (file: string | undefined, url: string | undefined, app
       return { body, type }
     }
     if (url !== undefined) {
-      const res = await fetch(url, { signal: AbortSignal.timeout(5000), redirect: 'error' })
+      const res = await app.egress.fetch(url, { signal: AbortSignal.timeout(5000), redirect: 'error' })
       const type = (res.headers.get('content-type') ?? '').split(';')[0]?.trim() ?? ''
       if (!res.ok || !Object.values(IMAGE_TYPES).includes(type)) throw new Error(`OPENID_IMAGE_URL answered ${res.status} ${type}`)
       const body = Buffer.from(await res.arrayBuffer())
@@ -93,4 +93,4 @@ async function loadAsset (file: string | undefined, url: string | undefined, app
   return undefined
 }
 
-export default fp(pagesPlugin, { name: 'pages', fastify: '5.x' })
+export default fp(pagesPlugin, { name: 'pages', fastify: '5.x', dependencies: ['egress'] })

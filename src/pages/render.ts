@@ -30,6 +30,7 @@ h1{font-size:1.4rem;margin-top:0}a,button.link{color:var(--accent)}
 .button:focus-visible,button:focus-visible,a:focus-visible{outline:3px solid var(--fg);outline-offset:2px}
 .actions{display:flex;gap:1rem;flex-wrap:wrap;align-items:center;margin-top:1.5rem}
 .detail{margin-top:2rem;font-size:.85rem;color:var(--muted)}
+.admin{font-size:.92rem;color:var(--muted);border-left:3px solid var(--accent);padding-left:.75rem}
 .brand{display:flex;align-items:center;gap:.6rem;margin-bottom:1rem;color:var(--muted);font-weight:600}
 .brand img{height:2rem;width:auto}.button img{height:1.2em;vertical-align:-.2em;margin-right:.5em}
 @media (max-width:30rem){main{margin:1rem auto;padding:1.25rem}}
@@ -40,7 +41,7 @@ export function renderPage (opts: PageOptions, brand: Branding = { title: 'Libre
   const logo = brand.logoUrl !== undefined ? `<img src="${escapeHtml(brand.logoUrl)}" alt="">` : ''
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>${escapeHtml(opts.title)} · ${escapeHtml(brand.title)}</title><link rel="stylesheet" href="/oauth2/assets/gateway.css"><link rel="icon" href="data:,"></head>
+<title>${escapeHtml(opts.title.includes(brand.title) ? opts.title : `${opts.title} · ${brand.title}`)}</title><link rel="stylesheet" href="/oauth2/assets/gateway.css"><link rel="icon" href="data:,"></head>
 <body><main><div class="brand">${logo}<span>${escapeHtml(brand.title)}</span></div><h1>${escapeHtml(opts.title)}</h1>${opts.body}${detail}</main></body></html>`
 }
 

@@ -8,11 +8,18 @@
 //       methods: [GET, POST] # optional; all methods when absent
 //       roles: [ADMIN]       # any one of these roles ...
 //       groups: [<object id>] # ... and any one of these groups
+//   routes:                 # other upstreams (routes.ts); the rest goes to UPSTREAM_URL
+//     - path: /rag           # or host: admin.chat.example.com
+//       upstream: http://rag_api:8000
+//       strip_prefix: true   # optional: the upstream gets /embed for /rag/embed
+//       health_path: /health # optional: what /readyz asks it
+//       roles: [ADMIN]       # optional, on top of the global rules, as above
 //
 // Rules match the normalized path only (decoded once, `//` collapsed, dot segments resolved,
 // case folded, query ignored), so an encoded or dotted variant meets the same rule.
 import { readFileSync } from 'node:fs'
 import { parse as parseYaml } from 'yaml'
+import { compileRoute, type Route, type RouteSpec } from './routes.js'
 
 export interface PathRule {
   /** Normalized prefix, lower case, no trailing slash (except `/`). */
@@ -91,12 +98,18 @@ function stringList (value: unknown): string[] | undefined {
   return undefined
 }
 
+export interface CompiledRules {
+  rules: AuthzRules
+  /** The file's `routes`, each checked; ROUTES joins them in config/authorization.ts. */
+  routes: Route[]
+}
+
 /** Validates parsed rules; the problem names the rule and the fault. */
-export function compileRules (doc: unknown): { rules: AuthzRules } | { problem: string } {
-  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) return { problem: 'the file must hold an object with "rules" and/or "public"' }
-  const { rules: rawRules, public: rawPublic, ...rest } = doc as Record<string, unknown>
+export function compileRules (doc: unknown): CompiledRules | { problem: string } {
+  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) return { problem: 'the file must hold an object with "rules", "public" and/or "routes"' }
+  const { rules: rawRules, public: rawPublic, routes: rawRoutes, ...rest } = doc as Record<string, unknown>
   const unknown = Object.keys(rest)
-  if (unknown.length > 0) return { problem: `unknown key "${unknown[0] as string}" (expected "rules" and "public")` }
+  if (unknown.length > 0) return { problem: `unknown key "${unknown[0] as string}" (expected "rules", "public" and "routes")` }
 
   const publicPaths: PublicPath[] = []
   const pub = stringList(rawPublic)
@@ -132,10 +145,44 @@ export function compileRules (doc: unknown): { rules: AuthzRules } | { problem: 
     rules.push({ prefix, methods, roles, groups })
   }
   rules.sort((a, b) => b.prefix.length - a.prefix.length)
-  return { rules: { rules, publicPaths, namedGroups: [...new Set(rules.flatMap(r => r.groups))] } }
+
+  const routes: Route[] = []
+  if (rawRoutes !== undefined && !Array.isArray(rawRoutes)) return { problem: '"routes" must be a list' }
+  for (const [i, raw] of ((rawRoutes as unknown[] | undefined) ?? []).entries()) {
+    const spec = routeSpec(raw, `routes[${i}]`)
+    if ('problem' in spec) return spec
+    const compiled = compileRoute(spec)
+    if ('problem' in compiled) return { problem: `routes[${i}] (${spec.match}): ${compiled.problem}` }
+    routes.push(compiled.route)
+  }
+  const namedGroups = [...new Set([...rules.flatMap(r => r.groups), ...routes.flatMap(r => r.groups)])]
+  return { rules: { rules, publicPaths, namedGroups }, routes }
 }
 
-export function loadRulesFile (file: string): { rules: AuthzRules } | { problem: string } {
+const ROUTE_KEYS = ['path', 'host', 'upstream', 'strip_prefix', 'health_path', 'roles', 'groups']
+
+/** A `routes` entry of the file as a RouteSpec: exactly one of path or host, an upstream. */
+function routeSpec (raw: unknown, where: string): RouteSpec | { problem: string } {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return { problem: `${where} must be an object with path or host, and upstream` }
+  const r = raw as Record<string, unknown>
+  const extra = Object.keys(r).filter(k => !ROUTE_KEYS.includes(k))
+  if (extra.length > 0) return { problem: `${where} has unknown key "${extra[0] as string}" (expected ${ROUTE_KEYS.join(', ')})` }
+  const match = r.path ?? r.host
+  if ((r.path === undefined) === (r.host === undefined) || typeof match !== 'string') return { problem: `${where} needs either "path" (such as /rag) or "host" (such as admin.chat.example.com)` }
+  if (r.path !== undefined && !match.startsWith('/')) return { problem: `${where}: "path" must start with / (such as /rag)` }
+  if (r.host !== undefined && match.startsWith('/')) return { problem: `${where}: "host" must be a host name such as admin.chat.example.com, not a path` }
+  const label = `${where} (${match})`
+  if (typeof r.upstream !== 'string') return { problem: `${label} needs "upstream", a URL such as http://rag_api:8000` }
+  if (r.strip_prefix !== undefined && typeof r.strip_prefix !== 'boolean') return { problem: `${label}: "strip_prefix" must be true or false` }
+  if (r.health_path !== undefined && typeof r.health_path !== 'string') return { problem: `${label}: "health_path" must be a path such as /health` }
+  const roles = stringList(r.roles)
+  const groups = stringList(r.groups)
+  if (roles === undefined) return { problem: `${label}: "roles" must be a list of role names` }
+  if (groups === undefined) return { problem: `${label}: "groups" must be a list of group object ids` }
+  return { match, upstream: r.upstream, stripPrefix: r.strip_prefix as boolean | undefined, healthPath: r.health_path as string | undefined, roles, groups }
+}
+
+export function loadRulesFile (file: string): CompiledRules | { problem: string } {
   let text: string
   try {
     text = readFileSync(file, 'utf8')

@@ -8,14 +8,15 @@ import type { GatewayConfig } from '../config.js'
 import type { Principal } from '../principal/principal.js'
 import { GROUPS_TRUNCATED_HEADER, identityHeaders, type HeaderBudget } from './headers.js'
 
-export type UpstreamIdentity = (request: FastifyRequest) => Promise<Record<string, string> | undefined>
+/** `audience`: the origin of the upstream the request goes to (the identity JWT's `aud`). */
+export type UpstreamIdentity = (request: FastifyRequest, audience: string) => Promise<Record<string, string> | undefined>
 
 export function upstreamIdentity (app: FastifyInstance, config: GatewayConfig): UpstreamIdentity {
   const budget: HeaderBudget = { maxGroupBytes: config.forwardGroupsMaxBytes, keepGroups: [...config.requiredGroups, ...config.rules.namedGroups] }
   const encoded = new WeakMap<Principal, Record<string, string>>()
   const forwardsToken = config.forwardAccessToken || config.forwardAuthorizationBearer
 
-  return async function identityFor (request) {
+  return async function identityFor (request, audience) {
     const principal = request.principal
     if (principal === undefined) return undefined
     let headers = encoded.get(principal)
@@ -26,7 +27,7 @@ export function upstreamIdentity (app: FastifyInstance, config: GatewayConfig): 
     // A bearer caller presented its own token: it gets the identity headers, nothing signed in its name.
     if (request.principalVia !== 'session') return headers
     const out = { ...headers }
-    const jwt = await app.identity.tokenFor(principal, `${principal.tenantId ?? ''}:${principal.userId}:${principal.checkedAt}`, headers[GROUPS_TRUNCATED_HEADER] !== undefined)
+    const jwt = await app.identity.tokenFor(principal, `${principal.tenantId ?? ''}:${principal.userId}:${principal.checkedAt}`, headers[GROUPS_TRUNCATED_HEADER] !== undefined, audience)
     if (jwt !== undefined) out['x-forwarded-identity'] = jwt
     if (forwardsToken) {
       const access = app.tokens.accessToken(request)

@@ -1,14 +1,16 @@
-// Proxying: every request that is not one of the gateway's own routes goes to the upstream,
-// after the gate, through the proxy core (upstream.ts). Registered encapsulated, so its
-// catch-all routes and its pass-through body parser do not reach the gateway's own routes.
+// Proxying: every request that is not one of the gateway's own routes goes to the upstream the
+// gate chose for it (UPSTREAM_URL, or a route's), after the gate, through the proxy core
+// (upstream.ts). Registered encapsulated, so its catch-all routes and its pass-through body
+// parser do not reach the gateway's own routes.
 import { ServerResponse, type IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import proxyAddr from '@fastify/proxy-addr'
 import type { GatewayConfig } from '../config.js'
 import { upstreamRequestHeaders } from './headers.js'
 import { upstreamIdentity } from './identity.js'
 import { normalizePath } from '../policy/rules.js'
+import { trustedPeers } from '../policy/original-request.js'
+import { strippedTarget, type Route } from '../policy/routes.js'
 
 /** An upgrade's socket and first bytes, parked on the raw request while the gate runs. */
 const kUpgrade = Symbol('entra-gateway.upgrade')
@@ -16,7 +18,7 @@ type UpgradeRequest = IncomingMessage & { [kUpgrade]?: { socket: Duplex, head: B
 
 export default async function proxyPlugin (app: FastifyInstance, opts: { config: GatewayConfig }): Promise<void> {
   const { config } = opts
-  const trust = proxyAddr.compile(config.trustedProxies)
+  const trusted = trustedPeers(config.trustedProxies)
   const cookieNames = [config.cookieName, config.loginCookieName]
   const logoutRoutes = new Set(config.logoutPaths.map(l => `${l.method} ${l.path}`))
   const logoutMethods = new Set(config.logoutPaths.map(l => l.method))
@@ -26,15 +28,19 @@ export default async function proxyPlugin (app: FastifyInstance, opts: { config:
   app.addContentTypeParser('*', (_request, _payload, done) => { done(null) })
 
   const identityFor = upstreamIdentity(app, config)
+  const defaultAudience = new URL(config.upstreamUrl).origin
 
-  async function headersFor (request: FastifyRequest): Promise<string[]> {
+  async function headersFor (request: FastifyRequest, route: Route | undefined): Promise<string[]> {
     const peer = request.socket.remoteAddress ?? ''
-    return upstreamRequestHeaders(request.raw.rawHeaders, cookieNames, {
+    const headers = upstreamRequestHeaders(request.raw.rawHeaders, cookieNames, {
       peer,
-      trusted: config.trustedProxies.length > 0 && trust(peer, 0),
+      trusted: trusted(peer),
       protocol: request.protocol,
       host: request.headers.host
-    }, await identityFor(request))
+    }, await identityFor(request, route?.origin ?? defaultAudience))
+    // The app behind a stripped prefix learns it, to build its links (a client's own was dropped).
+    if (route?.stripPrefix === true) headers.push('x-forwarded-prefix', route.match)
+    return headers
   }
 
   /**
@@ -42,7 +48,8 @@ export default async function proxyPlugin (app: FastifyInstance, opts: { config:
    * LOGOUT_PATHS (LibreChat: POST /api/auth/logout), the gateway session ends with it.
    */
   function logoutCoupling (request: FastifyRequest): ((status: number) => Promise<void>) | undefined {
-    if (!logoutMethods.has(request.method) || request.session?.user === undefined) return undefined
+    // LibreChat's own logout: the default upstream's, never a routed service's same-named path.
+    if (!logoutMethods.has(request.method) || request.session?.user === undefined || request.upstreamRoute !== undefined) return undefined
     if (!logoutRoutes.has(`${request.method} ${normalizePath(request.url) ?? ''}`)) return undefined
     return async (status) => {
       if (status < 200 || status >= 300) return
@@ -59,7 +66,12 @@ export default async function proxyPlugin (app: FastifyInstance, opts: { config:
   async function handler (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     const raw = request.raw as UpgradeRequest
     const parked = raw[kUpgrade]
-    const f = { request, reply, headers: await headersFor(request), beforeHead: logoutCoupling(request) }
+    const route = request.upstreamRoute
+    const path = route?.stripPrefix === true ? strippedTarget(route, request.url) : request.url
+    if (path === undefined) {
+      return reply.problem({ status: 400, error: 'bad_path', message: 'The address could not be understood.', page: { title: 'Bad request', body: '<p>The address could not be understood.</p>' } })
+    }
+    const f = { request, reply, route, path, headers: await headersFor(request, route), beforeHead: logoutCoupling(request) }
     if (parked === undefined) app.upstream.forward(f)
     else if (/^websocket$/i.test(String(request.headers.upgrade))) app.upstream.upgrade(f, parked.socket, parked.head)
     // Any other Upgrade (h2c, ...) is not ours to grant: an ordinary request, answered on the

@@ -4,19 +4,26 @@
 // headers (504). A client that goes away aborts its upstream request at once, so an
 // abandoned chat stream frees its connection. The pool has no fixed cap on connections: a
 // few hundred open chat streams must not queue the next request behind them; a bound on
-// requests in flight (UPSTREAM_MAX_CONCURRENT) answers 503 at once instead.
+// requests in flight (UPSTREAM_MAX_CONCURRENT) answers 503 at once instead. Every upstream
+// (UPSTREAM_URL and each route's) gets its own pool and the same behaviour; the in-flight bound
+// is the process's, shared by all of them, since what it protects is the gateway's sockets.
 import type { Duplex } from 'node:stream'
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http'
 import { Pool, type Dispatcher } from 'undici'
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { GatewayConfig } from '../config.js'
+import type { Route } from '../policy/routes.js'
 import { clientResponseHeaders } from './headers.js'
 
 /** What the proxy route hands the core: the request, where to send it, and its headers. */
 export interface Forward {
   request: FastifyRequest
   reply: FastifyReply
+  /** The route chosen for it; undefined: the default upstream (UPSTREAM_URL). */
+  route: Route | undefined
+  /** The target sent upstream, after that upstream's base path: the client's, or without a strip_prefix route's prefix. */
+  path: string
   /** The flat [name, value, ...] header list (see upstreamRequestHeaders). */
   headers: string[]
   /** Runs once the upstream's status is known, before the head is written (logout coupling); may change the session's cookie. */
@@ -57,20 +64,34 @@ function addCookie (headers: Record<string, string | string[]>, cookie: string |
   headers['set-cookie'] = prior === undefined ? cookie : Array.isArray(prior) ? [...prior, cookie] : [prior, cookie]
 }
 
+/** One upstream as the core sends to it: a pool per origin, and the base path of its URL. */
+interface Target { pool: Pool, basePath: string }
+
 async function upstreamPlugin (app: FastifyInstance, opts: { config: GatewayConfig }): Promise<void> {
   const { config } = opts
-  const target = new URL(config.upstreamUrl)
-  const basePath = target.pathname === '/' ? '' : target.pathname
-  const pool = new Pool(target.origin, {
-    connections: null,
-    pipelining: 1,
-    keepAliveTimeout: 60_000,
-    headersTimeout: config.upstreamHeadersTimeoutSeconds * 1000,
-    // Chat replies stream for minutes, with long pauses while the model thinks.
-    bodyTimeout: 0,
-    connect: { timeout: 10_000 }
-  })
-  app.addHook('onClose', async () => { await pool.destroy() })
+  const pools = new Map<string, Pool>()
+  const targetOf = (url: string): Target => {
+    const u = new URL(url)
+    let pool = pools.get(u.origin)
+    if (pool === undefined) {
+      pool = new Pool(u.origin, {
+        connections: null,
+        pipelining: 1,
+        keepAliveTimeout: 60_000,
+        headersTimeout: config.upstreamHeadersTimeoutSeconds * 1000,
+        // Chat replies stream for minutes, with long pauses while the model thinks.
+        bodyTimeout: 0,
+        connect: { timeout: 10_000 }
+      })
+      pools.set(u.origin, pool)
+    }
+    return { pool, basePath: u.pathname === '/' ? '' : u.pathname }
+  }
+  const defaultTarget = targetOf(config.upstreamUrl)
+  const routeTargets = new Map<Route, Target>(config.routes.all.map(r => [r, targetOf(r.upstreamUrl)]))
+  // Every route comes from config.routes, so it has its target; never a silent fall back to the default upstream.
+  const targetFor = (route: Route | undefined): Target => route === undefined ? defaultTarget : routeTargets.get(route) as Target
+  app.addHook('onClose', async () => { await Promise.all([...pools.values()].map(async p => await p.destroy())) })
   const limit = config.upstreamMaxConcurrent
   const upgraded = new Set<Duplex>()
   let inflight = 0
@@ -80,7 +101,7 @@ async function upstreamPlugin (app: FastifyInstance, opts: { config: GatewayConf
     if (err instanceof ClientGone) return
     const timeout = err.code === 'UND_ERR_HEADERS_TIMEOUT'
     // Logged once, here, with the error's code (never its request headers).
-    request.log.warn({ event: 'upstream_error', err: { code: err.code, message: err.message }, path: request.url.split('?', 1)[0] }, 'upstream request failed')
+    request.log.warn({ event: 'upstream_error', err: { code: err.code, message: err.message }, route: f.route?.name, path: request.url.split('?', 1)[0] }, 'upstream request failed')
     if (reply.sent || reply.raw.headersSent) {
       reply.raw.destroy()
       return
@@ -182,9 +203,10 @@ async function upstreamPlugin (app: FastifyInstance, opts: { config: GatewayConf
       }
     }
 
+    const { pool, basePath } = targetFor(f.route)
     pool.dispatch({
       method: request.method,
-      path: basePath + request.url,
+      path: basePath + f.path,
       headers: f.headers,
       body: f.noBody !== true && hasBody(request) ? request.raw : null
     }, handler)
@@ -195,7 +217,8 @@ async function upstreamPlugin (app: FastifyInstance, opts: { config: GatewayConf
     const abort = new AbortController()
     const onClientClose = (): void => { abort.abort() }
     socket.once('close', onClientClose)
-    pool.upgrade({ method: request.method, path: basePath + request.url, headers: f.headers, protocol: String(request.headers.upgrade ?? 'websocket'), signal: abort.signal })
+    const { pool, basePath } = targetFor(f.route)
+    pool.upgrade({ method: request.method, path: basePath + f.path, headers: f.headers, protocol: String(request.headers.upgrade ?? 'websocket'), signal: abort.signal })
       .then(({ headers, socket: upstreamSocket }) => {
         socket.off('close', onClientClose)
         reply.hijack()

@@ -59,6 +59,7 @@ async function tokensPlugin (app: FastifyInstance, opts: { config: GatewayConfig
   const sealer = app.sealer
   const graph: GraphOptions = {
     baseUrl: config.graphApiUrl,
+    fetch: app.egress.fetch,
     onThrottle: () => app.metrics.graphThrottles.inc(),
     onResult: (ok: boolean) => app.metrics.graphCalls.inc({ result: ok ? 'success' : 'failure' })
   }
@@ -258,4 +259,4 @@ async function tokensPlugin (app: FastifyInstance, opts: { config: GatewayConfig
   app.decorate('tokens', { graph, pool, isDue: (request: FastifyRequest) => due(request, Date.now()), ensureFresh, accessToken, open, keep, forget, withJar })
 }
 
-export default fp(tokensPlugin, { name: 'tokens', fastify: '5.x', dependencies: ['session', 'discovery', 'metrics'] })
+export default fp(tokensPlugin, { name: 'tokens', fastify: '5.x', dependencies: ['session', 'discovery', 'metrics', 'egress'] })

@@ -1,19 +1,57 @@
 // The whole journey in a real browser (Debian's chromium driven by playwright-core), through
 // the gateway, against the local IdP's real login form: a deep link, signing in, the identity
 // the upstream receives, a streamed reply, signing out of the gateway and of the IdP, landing
-// on the signed-out page, signing in again, and being refused as a user without the role. A full-page
-// screenshot of each page lands in test-artifacts/screenshots/.
-import t from 'tap'
+// on the signed-out page, signing in again, and being refused as a user without the role; then
+// the error pages.
+// Every page is looked at the way a person would: what it says, and that it fits a phone (390 px)
+// and a desktop (1280 px) without horizontal scrolling. A full-page screenshot of each page, in
+// each of those widths and in dark mode, lands in test-artifacts/screenshots/ (kept by CI).
+import t, { type Test } from 'tap'
 import type { Page } from 'playwright-core'
 import { startStack } from '../helpers/stack.js'
 import { launchChromium, screenshot } from '../helpers/chromium.js'
+import { DEMO_USERS } from '../../dev/idp.js'
+import type { IdpUser } from '../../dev/idp/types.js'
+
+const VARIANTS = [
+  { suffix: 'desktop', width: 1280, height: 800, colorScheme: 'light' },
+  { suffix: 'phone', width: 390, height: 844, colorScheme: 'light' },
+  { suffix: 'phone-dark', width: 390, height: 844, colorScheme: 'dark' }
+] as const
+
+/**
+ * Screenshots of the page as it is, at each width and scheme, each checked for horizontal
+ * scrolling; the page is left at the desktop width in light mode.
+ */
+async function look (t: Test, page: Page, name: string): Promise<void> {
+  for (const v of VARIANTS) {
+    await page.setViewportSize({ width: v.width, height: v.height })
+    await page.emulateMedia({ colorScheme: v.colorScheme })
+    const { scrollWidth, innerWidth } = await page.evaluate(() => ({ scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth }))
+    t.ok(scrollWidth <= innerWidth, `${name} at ${v.width} px${v.colorScheme === 'dark' ? ', dark' : ''}: no horizontal scroll (${scrollWidth} <= ${innerWidth})`)
+    const { path, bytes } = await screenshot(page, `${name}-${v.suffix}`)
+    t.ok(bytes > 0, `screenshot ${path}`)
+  }
+  await page.emulateMedia({ colorScheme: 'light' })
+  await page.setViewportSize({ width: 1280, height: 800 })
+}
+
+const carol: IdpUser = {
+  username: 'carol',
+  password: 'carol',
+  oid: '0c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f',
+  name: 'Carol Unassigned',
+  email: 'carol@contoso.example',
+  preferredUsername: 'carol@contoso.example',
+  assigned: false
+}
 
 const WAIT_MS = 15_000
 
-t.test('deep link, sign-in, identity, stream, sign-out, sign-in again, refusal', async t => {
-  const stack = await startStack({ env: { OPENID_REQUIRED_ROLE: 'ChatUser', OPENID_USE_END_SESSION_ENDPOINT: 'true' } })
+t.test('deep link, sign-in, identity, stream, sign-out, sign-in again, refusal, error pages', async t => {
+  const stack = await startStack({ env: { OPENID_REQUIRED_ROLE: 'ChatUser', OPENID_USE_END_SESSION_ENDPOINT: 'true' }, users: [...DEMO_USERS, carol] })
   t.teardown(() => stack.close())
-  const browser = await launchChromium()
+  const browser = await launchChromium({ viewport: { width: 1280, height: 800 } })
   t.teardown(() => browser.close())
   const { page, context } = browser
   page.setDefaultTimeout(WAIT_MS)
@@ -37,66 +75,78 @@ t.test('deep link, sign-in, identity, stream, sign-out, sign-in again, refusal',
     }
     await p.waitForURL(url => url.origin === stack.idp.origin)
   }
-  const shot = async (name: string): Promise<void> => {
-    const { path, bytes } = await screenshot(page, name)
-    t.ok(bytes > 0, `screenshot ${path} saved (${bytes} bytes)`)
-  }
   const onIdpLoginForm = async (what: string): Promise<void> => {
     await page.waitForSelector('#login-form')
     t.ok(page.url().startsWith(`${stack.idp.origin}/interaction/`), `${what}: the IdP's login form (${page.url()})`)
   }
   const gatewayCookie = async (): Promise<string | undefined> =>
     (await context.cookies(gateway)).find(c => c.name === cookieName)?.value
+  const mainText = async (): Promise<string> => (await page.textContent('main') ?? '').replace(/\s+/g, ' ')
 
-  // --- A deep link, without a session: straight to the IdP's login form.
+  // --- A deep link, without a session: straight to the IdP's login form, which says who can sign in.
   const deepLink = `${gateway}/c/deep-link?x=1`
   await page.goto(deepLink)
   await onIdpLoginForm('a deep link without a session')
-  await shot('01-idp-login-form')
+  const accounts = await page.textContent('#demo-users') ?? ''
+  t.match(accounts, /alice.*app role ChatUser/s, 'the login page lists alice and what she shows')
+  t.match(accounts, /bob.*no app role.*access-denied page/s, 'and bob')
+  await look(t, page, '01-idp-login')
 
   // --- Sign in as alice: back on the deep link, query and all, with her identity upstream.
   await signInOnForm(page, 'alice', 'alice', url => url.href === deepLink)
   t.equal(page.url(), deepLink, 'landed on the deep link')
   await page.waitForSelector('#identity')
-  t.match(await page.textContent('main'), 'GET /c/deep-link?x=1', 'the upstream served the deep link')
-  t.equal(await identityValue(page, 'x-forwarded-name'), 'Alice Zoë Ångström', 'the decoded name')
+  t.match(await mainText(), 'GET /c/deep-link?x=1', 'the upstream served the deep link')
+  t.equal(await page.textContent('#card-name'), 'Alice Zoë Ångström', 'the card: her decoded name')
+  t.equal(await page.textContent('#card-email'), 'alice@contoso.example', 'her email')
+  t.match(await page.textContent('#card-roles'), 'ChatUser', 'her roles')
+  t.match(await page.textContent('#card-tenant'), stack.idp.tenantId, 'her tenant')
+  t.equal(await identityValue(page, 'x-forwarded-name'), 'Alice Zoë Ångström', 'the decoded name header')
   t.equal(await identityValue(page, 'x-forwarded-email'), 'alice@contoso.example')
   t.equal(await identityValue(page, 'x-forwarded-roles'), 'ChatUser')
   t.equal(await identityValue(page, 'x-forwarded-tenant-id'), stack.idp.tenantId)
-  await shot('02-deep-link-identity')
+  t.match(await page.textContent('#jwt-verdict'), /signature valid \(keys from .*\/oauth2\/jwks\.json\)/, 'the identity JWT verified against the gateway keys')
+  t.match(await page.textContent('#jwt-claims'), '"preferred_username": "alice@contoso.example"', 'and its claims shown')
+  t.notOk(await page.isVisible('#identity details .long'), 'the long token is folded away')
+  await look(t, page, '02-upstream-identity')
+  await page.click('#identity details summary')
+  t.ok(await page.isVisible('#identity details .long'), '"show" unfolds it, wrapped')
+  await look(t, page, '02-upstream-identity-token-shown')
   const aliceSession = await gatewayCookie()
   t.ok(aliceSession, 'a gateway session cookie')
 
-  // --- A streamed reply: an EventSource in the page, through the gateway, with the session
-  // cookie. The upstream's HTML has a CSP without connect-src, so the stream is opened from a
-  // same-origin JSON document (no CSP) rather than by bypassing the CSP.
-  await page.goto(`${gateway}/headers`)
-  const events = await page.evaluate(async () => await new Promise<Array<{ data: string, at: number }>>((resolve, reject) => {
-    const got: Array<{ data: string, at: number }> = []
-    const source = new EventSource('/stream')
-    source.onmessage = (e: MessageEvent<string>) => {
-      got.push({ data: e.data, at: performance.now() })
-      if (got.length === 5) { source.close(); resolve(got) }
-    }
-    source.onerror = () => { source.close(); reject(new Error(`the stream failed after ${got.length} events`)) }
-  }))
-  t.same(events.map(e => (JSON.parse(e.data) as { n: number }).n), [0, 1, 2, 3, 4], 'five events, in order')
-  const first = events[0]?.at ?? 0
-  const last = events[4]?.at ?? 0
+  // --- A streamed reply, seen: the stream page appends each event as it arrives.
+  await page.click('#stream-link')
+  await page.waitForSelector('#events li')
+  const early = await page.locator('#events li').count()
+  t.ok(early < 5, `the first event is on the page before the last is sent (${early} of 5 so far)`)
+  await page.waitForFunction(() => document.getElementById('stream-status')?.textContent?.startsWith('done') === true)
+  const arrivals = (await page.locator('#events li').allTextContents()).map(text => Number(/after (\d+) ms/.exec(text)?.[1]))
+  t.equal(arrivals.length, 5, 'five events on the page')
   // The upstream sends them 50 ms apart: they must arrive spread out, not in one buffered lump.
-  t.ok(last - first >= 100, `events arrived as they were sent (${Math.round(last - first)} ms from first to last)`)
-  const streamed = stack.upstream.requests.filter(r => r.url === '/stream')
+  t.ok((arrivals[4] ?? 0) - (arrivals[0] ?? 0) >= 100, `events arrived as they were sent (${arrivals.join(', ')} ms)`)
+  await look(t, page, '03-stream')
+  const streamed = stack.upstream.requests.filter(r => r.url === '/api/agents/chat/stream/demo')
   t.equal(streamed.length, 1, 'one stream request reached the upstream')
   t.equal(streamed[0]?.headers['x-forwarded-user'], '3b8e6f0a-1c2d-4e5f-8a9b-0c1d2e3f4a5b', 'as alice')
+
+  // --- A deep link's #fragment survives a sign-in that needs no form (the IdP still knows the
+  // user): every hop is a redirect, and a browser keeps the fragment across redirects.
+  await context.clearCookies({ name: cookieName })
+  await page.goto(`${gateway}/c/fragment?y=2#message-42`)
+  await page.waitForURL(url => url.origin === gateway && url.pathname === '/c/fragment')
+  t.equal(new URL(page.url()).hash, '#message-42', 'the fragment is still there after signing in')
+  t.equal(new URL(page.url()).search, '?y=2', 'and the query')
 
   // --- Sign out: the gateway's confirmation page, then the IdP's, then back.
   await page.goto(`${gateway}/oauth2/sign_out`)
   await page.waitForSelector('form[action="/oauth2/sign_out"] button')
-  await shot('03-sign-out-confirmation')
+  t.match(await mainText(), 'Sign out', 'the confirmation asks')
+  await look(t, page, '04-sign-out-confirmation')
   await signOutTo(page, 'form[action="/oauth2/sign_out"] button')
   await page.waitForSelector('#sign-out')
   t.match(await page.textContent('h1'), /Sign out/, "the IdP's end-session page")
-  await shot('04-idp-sign-out')
+  await look(t, page, '05-idp-sign-out')
   t.not(await gatewayCookie(), aliceSession, 'the gateway session is gone before the IdP is even asked')
   await page.click('#sign-out')
 
@@ -104,32 +154,29 @@ t.test('deep link, sign-in, identity, stream, sign-out, sign-in again, refusal',
   // "Sign in again" leads to the IdP's login form (the IdP session ended too).
   await page.waitForURL(url => url.href.startsWith(`${gateway}/oauth2/signed_out`))
   t.match(await page.textContent('h1'), /You are signed out/, "the gateway's signed-out page")
-  await shot('05-signed-out')
+  await look(t, page, '06-after-sign-out')
   await page.click('#sign-in')
   await onIdpLoginForm('"Sign in again" after signing out')
+
+  // --- Asked to sign in again: a protected path leads to the IdP's login form too.
   const unauth = await context.request.get(`${gateway}/oauth2/userinfo`, { headers: { accept: 'application/json' } })
   t.equal(unauth.status(), 401, 'no identity any more')
   await page.goto(`${gateway}/c/another-chat`)
   await onIdpLoginForm('a protected path after signing out')
-  await shot('05-sign-in-again')
 
   // --- Bob signs in but lacks the role: a refusal that says why, and nothing proxied.
   const proxiedBefore = stack.upstream.requests.length
   const refusal = page.waitForResponse(r => r.url() === `${gateway}/c/another-chat` && r.status() !== 302)
   await signInOnForm(page, 'bob', 'bob', url => url.href === `${gateway}/c/another-chat`)
   t.equal((await refusal).status(), 403, 'HTTP 403')
-  const text = await page.textContent('main') ?? ''
+  const text = await mainText()
   t.match(await page.textContent('h1'), /Access denied/)
   t.match(text, 'requires the role ChatUser', 'says which role is required')
   t.match(text, 'bob@contoso.example', 'says who is signed in')
+  t.match(text, 'Ask your administrator', 'and who can fix it')
+  t.equal(await page.title(), 'Access denied · LibreChat', 'a title that names the app once')
   t.equal(stack.upstream.requests.length, proxiedBefore, 'nothing was proxied for bob')
-  await shot('06-access-denied')
-  // The same page as a phone in dark mode shows it, for whoever reviews the pages' layout.
-  await page.setViewportSize({ width: 390, height: 844 })
-  await page.emulateMedia({ colorScheme: 'dark' })
-  await shot('06-access-denied-phone-dark')
-  await page.emulateMedia({ colorScheme: 'light' })
-  await page.setViewportSize({ width: 1024, height: 720 })
+  await look(t, page, '07-access-denied')
 
   // --- The refusal's own sign-out button works in a real browser too (CSP form-action
   // allows the redirect to the IdP).
@@ -142,9 +189,37 @@ t.test('deep link, sign-in, identity, stream, sign-out, sign-in again, refusal',
   await page.goto(`${gateway}/oauth2/sign_out`)
   t.match(await page.textContent('h1'), /You are not signed in/)
   t.equal(await page.locator('form[action="/oauth2/sign_out"]').count(), 0, 'no sign-out button')
-  await shot('07-sign-out-not-signed-in')
+  await look(t, page, '07-sign-out-not-signed-in')
 
-  t.same(browser.problems, [], 'no console errors (CSP violations, failed assets) on any page')
+  await page.goto(`${gateway}/c/unassigned`)
+  await onIdpLoginForm('after signing bob out')
+
+  // --- Carol is not assigned to the app: Entra refuses (AADSTS50105), and the page says who fixes it.
+  await signInOnForm(page, 'carol', 'carol', url => url.origin === gateway && url.pathname === '/oauth/openid/callback')
+  const refused = await mainText()
+  t.match(refused, 'Your account has not been given access to this application.', 'what happened, in plain words')
+  t.match(refused, 'For your administrator: Assign the user', 'who fixes it')
+  t.match(refused, /Code AADSTS50105 .* request id/, 'the code in small print')
+  t.notOk(await page.isVisible('text=Try signing in again'), 'no "try again" where it cannot help')
+  t.ok(await page.isVisible('text=Use a different account'), 'another account is offered')
+  await look(t, page, '08-error-not-assigned')
+
+  // --- A sign-in response this browser did not start.
+  await page.goto(`${gateway}/oauth/openid/callback?code=forged&state=forged`)
+  t.match(await mainText(), "doesn't belong to a sign-in started in this browser")
+  t.ok(await page.isVisible('text=Try signing in again'), 'starting over can help here')
+  await look(t, page, '09-error-state-unknown')
+
+  // --- The upstream down: the gateway's own 502 page, for a signed-in user.
+  await page.goto(`${gateway}/c/down`)
+  await onIdpLoginForm('before the upstream goes down')
+  await signInOnForm(page, 'alice', 'alice', url => url.href === `${gateway}/c/down`)
+  await stack.upstream.close()
+  await page.goto(`${gateway}/c/down`)
+  t.match(await mainText(), /could not reach|not answering|unavailable/i, 'the 502 page says the app is not answering')
+  await look(t, page, '10-error-upstream-down')
+
+  t.same(browser.problems.filter(p => !p.includes('/c/down')), [], 'no console errors (CSP violations, failed assets) on any page')
 })
 
 async function signInOnForm (page: Page, username: string, password: string, landed: (url: URL) => boolean): Promise<void> {
@@ -155,5 +230,5 @@ async function signInOnForm (page: Page, username: string, password: string, lan
 
 /** The decoded value the demo upstream shows for one received header. */
 async function identityValue (page: Page, header: string): Promise<string | null> {
-  return await page.locator('#identity tbody tr').filter({ has: page.locator('th', { hasText: new RegExp(`^${header}$`) }) }).locator('td').first().textContent()
+  return await page.locator('#identity tbody tr').filter({ has: page.locator('th', { hasText: new RegExp(`^${header}$`) }) }).locator('td .value').first().textContent()
 }

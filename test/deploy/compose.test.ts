@@ -7,11 +7,12 @@ import {
   all, dependsOf, dockerIgnore, environmentOf, envFilesOf, execForm, interpolate, loadCompose,
   networksOf, parseCopy, parseDockerfile, parseEnv, parseEnvExample, read, type ComposeService
 } from '../helpers/deploy.js'
+import { loadCompose as loadModel, validateCompose } from '../helpers/compose-merge.js'
 
 const known = new Set(knownVariables())
 const compose = loadCompose()
 const services = compose.services
-const LIBRECHAT = ['api', 'mongodb', 'meilisearch']
+const LIBRECHAT = ['api', 'mongodb', 'meilisearch', 'vectordb', 'rag_api']
 /** A name that says "this holds a secret". */
 const SECRET_NAME = /SECRET|PASSWORD|PASSWD|PRIVATE|CREDENTIAL|(^|_)(KEY|IV|TOKEN)$/i
 
@@ -34,7 +35,12 @@ const svc = (name: string): ComposeService => {
 t.test('docker-compose.yml: services, ports, networks', async t => {
   t.ok(compose.services !== null && typeof compose.services === 'object', 'parses as YAML with services')
   for (const name of ['gateway', 'redis', ...LIBRECHAT]) t.ok(services[name], `has service ${name}`)
-  t.match(svc('api').image, /^ghcr\.io\/danny-avila\/librechat(-dev)?:/, "api is LibreChat's published image")
+  // The images LibreChat's own docker-compose.yml runs (its registry, not the retired ghcr.io names).
+  t.match(svc('api').image, /^registry\.librechat\.ai\/librechat-ai\/librechat-dev:/, "api is LibreChat's published image")
+  t.match(svc('rag_api').image, /^registry\.librechat\.ai\/librechat-ai\/librechat-rag-api-dev-lite:/, "rag_api is LibreChat's RAG API image")
+  t.match(svc('vectordb').image, /^pgvector\/pgvector:/, 'vectordb is pgvector, as in LibreChat\'s file')
+  t.match(svc('meilisearch').image, /^getmeili\/meilisearch:v1\.35\.1$/, 'meilisearch at LibreChat\'s version (its data format is tied to it)')
+  t.match(svc('mongodb').image, /^mongo:8\.0/, 'mongo 8.0, as in LibreChat\'s file')
   t.match(svc('redis').image, /^redis:7/, 'redis 7')
   t.equal(svc('gateway').build, '.', 'the gateway is built from this Dockerfile')
 
@@ -51,7 +57,7 @@ t.test('docker-compose.yml: services, ports, networks', async t => {
     for (const n of networksOf(s)) t.ok(declared.includes(n), `${name}: network ${n} is declared (no implicit default network)`)
   }
   // The data services and Redis live on internal networks only.
-  for (const name of ['mongodb', 'meilisearch', 'redis']) {
+  for (const name of ['mongodb', 'meilisearch', 'vectordb', 'redis']) {
     const nets = networksOf(svc(name))
     t.ok(nets.length > 0 && nets.every(isInternal), `${name}: only on internal networks (${nets.join(', ')})`)
   }
@@ -67,10 +73,22 @@ t.test('docker-compose.yml: services, ports, networks', async t => {
   for (const n of networksOf(svc('gateway')).filter(n => !isInternal(n))) {
     t.same(membersOf(n).filter(m => LIBRECHAT.includes(m) || m === 'redis'), [], `public network "${n}": no LibreChat service or Redis on it`)
   }
+  // The RAG API reaches its embeddings provider on an egress network of its own.
+  for (const n of networksOf(svc('rag_api')).filter(n => !isInternal(n))) {
+    t.same(membersOf(n), ['rag_api'], `rag_api's non-internal network "${n}" is for egress: rag_api alone is on it`)
+  }
+  t.ok(networksOf(svc('rag_api')).some(n => networksOf(svc('api')).includes(n) && isInternal(n)), 'api reaches rag_api on an internal network')
   // MongoDB runs without auth (as in LibreChat's compose): the gateway cannot reach it.
-  for (const name of ['mongodb', 'meilisearch']) {
+  for (const name of ['mongodb', 'meilisearch', 'vectordb', 'rag_api']) {
     t.same(networksOf(svc(name)).filter(n => networksOf(svc('gateway')).includes(n)), [], `${name} shares no network with the gateway`)
   }
+})
+
+t.test('docker-compose.yml: valid Compose, with the images of LibreChat\'s own file', async t => {
+  const vars = { DOMAIN_SERVER: 'https://chat.example.com', MEILI_MASTER_KEY: 'k', POSTGRES_PASSWORD: 'p' }
+  t.same(validateCompose(loadModel(read('docker-compose.yml'), vars)), [], "valid against the Compose specification's JSON schema")
+  const theirs = loadModel(read('test/fixtures/librechat/docker-compose.yml'), { PORT: '3080', UID: '1000', GID: '1000' }).services as Record<string, ComposeService>
+  for (const name of LIBRECHAT) t.equal(svc(name).image, theirs[name]?.image, `${name}: the image LibreChat's docker-compose.yml runs`)
 })
 
 t.test('docker-compose.yml: health checks and start order', async t => {
@@ -85,7 +103,10 @@ t.test('docker-compose.yml: health checks and start order', async t => {
     }
   }
   t.same(dependsOf(svc('gateway')).map(d => d.name).sort(), ['api', 'redis'], 'the gateway waits for redis and api')
-  t.same(dependsOf(svc('api')).map(d => d.name).sort(), ['meilisearch', 'mongodb'], 'api waits for mongodb and meilisearch')
+  t.same(dependsOf(svc('api')).map(d => d.name).sort(), ['meilisearch', 'mongodb', 'rag_api'], 'api waits for mongodb, meilisearch and the RAG API')
+  t.same(dependsOf(svc('rag_api')).map(d => d.name), ['vectordb'], 'the RAG API waits for its database')
+  t.match(JSON.stringify(svc('rag_api').healthcheck?.test), /:8000\/health/, "rag_api health check: the RAG API's /health")
+  t.match(JSON.stringify(svc('vectordb').healthcheck?.test), /pg_isready/, 'vectordb health check: pg_isready')
   t.match(JSON.stringify(svc('gateway').healthcheck?.test), /127\.0\.0\.1:3080\/healthz/, 'gateway health check: /healthz')
   t.match(JSON.stringify(svc('api').healthcheck?.test), /:3080\/health\b/, "api health check: LibreChat's /health")
   t.match(JSON.stringify(svc('meilisearch').healthcheck?.test), /:7700\/health/, 'meilisearch health check: /health')
@@ -128,6 +149,10 @@ t.test('docker-compose.yml: settings', async t => {
   t.equal(api.PORT ?? '3080', '3080')
   t.match(api.MONGO_URI, /^mongodb:\/\/mongodb:27017\//)
   t.equal(api.MEILI_HOST, 'http://meilisearch:7700')
+  t.equal(api.RAG_API_URL, 'http://rag_api:8000', "LibreChat's RAG API, on the port rag_api listens on")
+  t.equal(environmentOf(svc('rag_api')).RAG_PORT, '8000')
+  t.equal(environmentOf(svc('rag_api')).DB_HOST, 'vectordb')
+  t.throws(() => interpolate(environmentOf(svc('vectordb')).POSTGRES_PASSWORD ?? '', {}), /POSTGRES_PASSWORD/, 'vectordb refuses to start without a password (LibreChat\'s file ships a fixed one)')
   const meili = environmentOf(svc('meilisearch'))
   t.equal(meili.MEILI_NO_ANALYTICS, 'true')
   t.throws(() => interpolate(meili.MEILI_MASTER_KEY ?? '', {}), /MEILI_MASTER_KEY/, 'meilisearch refuses to start without a master key')
@@ -139,7 +164,7 @@ t.test('docker-compose.yml: settings', async t => {
     }
   }
   const volumes = Object.keys(compose.volumes ?? {})
-  for (const [name, mount] of [['mongodb', '/data/db'], ['meilisearch', '/meili_data'], ['redis', '/data']]) {
+  for (const [name, mount] of [['mongodb', '/data/db'], ['meilisearch', '/meili_data'], ['vectordb', '/var/lib/postgresql/data'], ['redis', '/data']]) {
     const mounts = ((svc(name as string).volumes ?? []) as string[]).map(String)
     t.ok(mounts.some(m => m.endsWith(':' + mount) && volumes.includes(m.split(':')[0] as string)), `${name}: named volume on ${mount}`)
   }
@@ -231,7 +256,7 @@ t.test('config/.env.example documents every setting', async t => {
   for (const name of ['DOMAIN_SERVER', 'DOMAIN_CLIENT', 'OPENID_CLIENT_ID', 'OPENID_CLIENT_SECRET', 'OPENID_ISSUER', 'OPENID_SESSION_SECRET', 'OPENID_SCOPE', 'OPENID_CALLBACK_URL']) {
     t.ok(entries.some(e => e.name === name && e.active && e.section === 'shared'), `${name} is set in [shared]`)
   }
-  for (const name of ['ALLOW_SOCIAL_LOGIN', 'ALLOW_SOCIAL_REGISTRATION', 'CREDS_KEY', 'CREDS_IV', 'JWT_SECRET', 'JWT_REFRESH_SECRET', 'MEILI_MASTER_KEY']) {
+  for (const name of ['ALLOW_SOCIAL_LOGIN', 'ALLOW_SOCIAL_REGISTRATION', 'CREDS_KEY', 'CREDS_IV', 'JWT_SECRET', 'JWT_REFRESH_SECRET', 'MEILI_MASTER_KEY', 'POSTGRES_PASSWORD']) {
     t.ok(entries.some(e => e.name === name && e.active && e.section === 'librechat'), `LibreChat's ${name} is in [librechat]`)
   }
   // No real secret ships in the example.

@@ -272,6 +272,23 @@ t.test('unreachable upstream', async t => {
   t.match(cli.stdout, /^ERROR the upstream .* is unreachable: .* — start the app, or set UPSTREAM_URL/m)
 })
 
+t.test('each route\'s upstream is reached like UPSTREAM_URL, and one that is down is named', async t => {
+  const port = await freePort()
+  const env = { ...cleanEnv(), ROUTES: `/admin=http://127.0.0.1:${port}, rag.example.com=${upstream.url} health=/health` }
+  const findings = await runDoctor(env)
+  const errors = only(findings, 'ERROR')
+  t.equal(errors.length, 1)
+  t.equal(errors[0]?.what, `the upstream of the route /admin http://127.0.0.1:${port}/health is unreachable: connection refused (nothing listening there)`)
+  t.match(errors[0]?.fix, /correct the route \/admin \(ROUTES or the rules file's routes\)/)
+  const out = lines(findings, env)
+  t.ok(out.some(l => l.startsWith(`OK the upstream of the route rag.example.com ${upstream.url}/health answers (HTTP 200)`)))
+  t.ok(out.some(l => l.startsWith(`OK the upstream ${upstream.url}/health answers`)), 'UPSTREAM_URL still checked')
+
+  const bad = only(await runDoctor({ ...cleanEnv(), ROUTES: '/admin=admin-panel:3000' }), 'ERROR')
+  t.equal(bad.length, 1, 'a refused route is reported, not probed')
+  t.match(bad[0]?.what, /^ROUTES entry "\/admin=admin-panel:3000": the upstream "admin-panel:3000" must start with http:\/\/ or https:\/\//)
+})
+
 t.test('unreachable Redis, and its password is never printed', async t => {
   const port = await freePort()
   const env = { ...cleanEnv(), SESSION_STORE: 'redis', REDIS_URL: `redis://:hunter2-redis-pass@127.0.0.1:${port}/0` }

@@ -268,7 +268,8 @@ export function parseEnvExample (text: string): EnvExampleEntry[] {
       previous = undefined
       return
     }
-    const m = /^(#\s*)?([A-Z][A-Z0-9_]*)=(.*)$/.exec(line)
+    // Upper case, or the lower-case proxy variables (https_proxy) curl and undici read.
+    const m = /^(#\s*)?([A-Z][A-Z0-9_]*|[a-z]+_proxy)=(.*)$/.exec(line)
     if (m !== null) {
       out.push({ name: m[2] as string, value: m[3] as string, active: m[1] === undefined, section, comment: previous, line: i + 1 })
       previous = undefined

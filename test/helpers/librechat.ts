@@ -33,7 +33,10 @@ export async function startLibreChat (): Promise<LibreChatStandIn> {
     const url = new URL(req.url ?? '/', 'http://x')
     if (url.pathname === '/health') { res.end('OK'); return }
     if (url.pathname.startsWith('/api/agents/chat/stream/')) {
-      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' })
+      // ?accel=omit: without LibreChat's X-Accel-Buffering (what a proxy must handle on its own).
+      const head: Record<string, string> = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' }
+      if (url.searchParams.get('accel') === 'omit') delete head['x-accel-buffering']
+      res.writeHead(200, head)
       res.on('close', () => closedResolve())
       let n = 0
       const write = (): void => {

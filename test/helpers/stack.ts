@@ -49,6 +49,10 @@ export interface StackOptions {
   upstream?: StackUpstream
   /** Start a Graph stand-in trusting this IdP, and point GRAPH_API_URL at it. */
   graph?: Omit<StartGraphOptions, 'issuer'>
+  /** Listen here (a port the caller already wrote into a proxy's configuration) instead of a free one. */
+  port?: number
+  /** More settings, once the parts have started (e.g. a NO_PROXY naming the IdP's port). */
+  envAfterStart?: (parts: { idp: Idp, graph: Graph | undefined, upstream: StackUpstream }) => Record<string, string>
 }
 
 export function logCapture (): { stream: Writable, logs: Array<Record<string, unknown>>, raw: string[] } {
@@ -67,6 +71,7 @@ export function logCapture (): { stream: Writable, logs: Array<Record<string, un
 
 export async function startStack (opts: StackOptions = {}): Promise<Stack> {
   // The port goes into DOMAIN_SERVER and the IdP's redirect URIs before the gateway listens.
+  if (opts.port !== undefined) return await startStackOn(opts.port, opts)
   return await withFreePort(async port => await startStackOn(port, opts))
 }
 
@@ -81,6 +86,7 @@ async function startStackOn (port: number, opts: StackOptions): Promise<Stack> {
   const upstream: StackUpstream = opts.upstream ?? await startUpstream()
   const graph = opts.graph !== undefined ? await startGraph({ ...opts.graph, issuer: idp.issuer }) : undefined
   if (graph !== undefined) env.GRAPH_API_URL ??= graph.url
+  Object.assign(env, opts.envAfterStart?.({ idp, graph, upstream }))
   const stopOwn = async (): Promise<void> => {
     await graph?.close().catch(() => {})
     // A test may already have stopped a dependency on purpose.
