@@ -32,7 +32,7 @@ async function main (): Promise<void> {
   const idp = await onPort('local IdP', 'DEMO_IDP_PORT', IDP_PORT, async () => await startIdp({
     host: 'localhost',
     port: IDP_PORT,
-    clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [`${origin}/oauth/openid/callback`], post_logout_redirect_uris: [`${origin}/`] }],
+    clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [`${origin}/oauth/openid/callback`], post_logout_redirect_uris: [`${origin}/`, `${origin}/oauth2/signed_out`] }],
     users: DEMO_USERS
   }))
   const upstream = await onPort('demo upstream', 'DEMO_UPSTREAM_PORT', UPSTREAM_PORT, async () => await startUpstream({ host: '127.0.0.1', port: UPSTREAM_PORT, sse: DEMO_SSE, gatewayUrl: origin }))

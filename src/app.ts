@@ -62,6 +62,9 @@ export async function buildApp (config: GatewayConfig, opts: BuildOptions = {}):
     routerOptions: { ignoreDuplicateSlashes: false }
   })
 
+  // Settings read differently from LibreChat, or not used: said once, never silently.
+  for (const n of config.notices) app.log[n.level]({ event: 'config_notice', variable: n.variable }, n.message)
+
   app.setErrorHandler((err: Error & { statusCode?: number }, request, reply) => {
     if (err instanceof StoreUnavailableError) {
       // Logged once per outage by the store itself, not once per request.

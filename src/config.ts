@@ -7,13 +7,17 @@ import { parseEgress, type EgressSettings } from './config/egress.js'
 import { parseIdentityProvider, type IdentityProviderSettings } from './config/identity-provider.js'
 import { parseObservability, type ObservabilitySettings } from './config/observability.js'
 import { parsePages, type PagesSettings } from './config/pages.js'
-import type { Problem, Section } from './config/readers.js'
+import { unusedOpenIdNotices } from './config/librechat.js'
+import type { Notice, Problem, Section } from './config/readers.js'
 import { parseSession, type SessionSettings } from './config/session.js'
 import { parseTokens, type TokenSettings } from './config/tokens.js'
 import { parseUpstream, type UpstreamSettings } from './config/upstream.js'
 
-export { EnvReader, GUID, isLoopbackHost, type Problem, type Section } from './config/readers.js'
-export { DEFAULT_CALLBACK, isEntraTenantSegment, isMicrosoftLoginHost, MSA_TENANT_ID, type IdentityProviderSettings } from './config/identity-provider.js'
+export { EnvReader, GUID, isLoopbackHost, type Notice, type Problem, type Section } from './config/readers.js'
+export {
+  DEFAULT_CALLBACK, DEFAULT_CLOCK_TOLERANCE_SECONDS, isEntraTenantSegment, isMicrosoftLoginHost, MSA_TENANT_ID, SIGNED_OUT_PATH,
+  type IdentityProviderSettings, type TokenEndpointAuthMethod
+} from './config/identity-provider.js'
 export { parseTokens } from './config/tokens.js'
 export type { SessionSettings, SessionStoreKind } from './config/session.js'
 export type { AuthorizationSettings } from './config/authorization.js'
@@ -26,7 +30,10 @@ export type { RequiredRole, TokenKind } from './policy/required-role.js'
 
 /** Flat, as every consumer reads it: the sections' values side by side. */
 export interface GatewayConfig extends IdentityProviderSettings, SessionSettings, AuthorizationSettings,
-  TokenSettings, UpstreamSettings, PagesSettings, ObservabilitySettings, EgressSettings {}
+  TokenSettings, UpstreamSettings, PagesSettings, ObservabilitySettings, EgressSettings {
+  /** Said once at start (buildApp logs them): settings read differently from LibreChat, or not used. */
+  notices: readonly Notice[]
+}
 
 export interface ConfigSections {
   identityProvider: Section<IdentityProviderSettings>
@@ -55,13 +62,14 @@ export class ConfigError extends Error {
 export function parseSections (env: NodeJS.ProcessEnv = process.env): ConfigSections {
   const identityProvider = parseIdentityProvider(env)
   const upstream = parseUpstream(env)
+  const tokens = parseTokens(env, identityProvider.values)
   return {
     identityProvider,
     session: parseSession(env, identityProvider.values),
     upstream,
     observability: parseObservability(env, upstream.values),
-    authorization: parseAuthorization(env, identityProvider.values),
-    tokens: parseTokens(env, identityProvider.values),
+    authorization: parseAuthorization(env, identityProvider.values, tokens.values),
+    tokens,
     pages: parsePages(env),
     egress: parseEgress(env)
   }
@@ -72,9 +80,21 @@ export function problemsOf (sections: ConfigSections): Problem[] {
   return Object.values(sections).flatMap((s: Section<unknown>) => s.problems)
 }
 
+/**
+ * What the gateway says once at start about its settings: each section's notices, then every
+ * OPENID_* variable in `env` it does not read (a LibreChat .env holds many).
+ */
+export function noticesOf (sections: ConfigSections, env: NodeJS.ProcessEnv): Notice[] {
+  return [
+    ...Object.values(sections).flatMap((s: Section<unknown>) => s.notices),
+    ...unusedOpenIdNotices(env, knownVariables())
+  ]
+}
+
 /** The configuration the sections make together; meaningful only when none has a problem. */
-export function joinSections (s: ConfigSections): GatewayConfig {
+export function joinSections (s: ConfigSections, notices: readonly Notice[] = []): GatewayConfig {
   return {
+    notices,
     ...s.identityProvider.values,
     ...s.session.values,
     ...s.upstream.values,
@@ -94,7 +114,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): GatewayConfig
   const sections = parseSections(env)
   const problems = problemsOf(sections)
   if (problems.length > 0) throw new ConfigError(problems.map(p => p.message))
-  return joinSections(sections)
+  return joinSections(sections, noticesOf(sections, env))
 }
 
 /**

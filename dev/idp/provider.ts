@@ -266,6 +266,7 @@ export async function startIdp (opts: StartIdpOptions): Promise<Idp> {
       down = value
     },
     tokenRequests: tokenEndpoint.counts,
+    tokenAuthMethods: tokenEndpoint.authMethods,
     async signJwt (claims: Record<string, unknown>) {
       return await new SignJWT(claims).setProtectedHeader({ alg: 'RS256', kid: signingJwk.kid, typ: 'JWT' }).sign(privateKey)
     },

@@ -131,6 +131,8 @@ interface TokenRequestInfo {
 }
 export interface TokenEndpoint {
   counts: TokenRequestCounts;
+  /** Token requests per client authentication method the client used (see Idp.tokenAuthMethods). */
+  authMethods: Record<string, number>;
   /** Reads the request, answers what oidc-provider must not see, then hands a copy to it. */
   handle(req: IncomingMessage, res: ServerResponse, providerCallback: (req: IncomingMessage, res: ServerResponse) => Promise<void>): Promise<void>;
   /** provider.use(): rewrites token responses after the grant ran. */
@@ -155,6 +157,7 @@ export function makeTokenEndpoint (deps: {
   isDown: () => boolean;
 }): TokenEndpoint {
   const counts: TokenRequestCounts = { authorization_code: 0, refresh_token: 0 }
+  const authMethods: Record<string, number> = {}
   let delayMs = 0
   const sleepers = new Set<() => void>()
   let held: { grantType: string; gate: Promise<void>; arrive: () => void } | undefined
@@ -238,6 +241,7 @@ export function makeTokenEndpoint (deps: {
 
   return {
     counts,
+    authMethods,
 
     async handle (req, res, providerCallback) {
       let body: Buffer
@@ -252,6 +256,9 @@ export function makeTokenEndpoint (deps: {
         : undefined
       const grantType = form?.get('grant_type') ?? ''
       if (grantType) counts[grantType] = (counts[grantType] ?? 0) + 1
+      // How the client authenticated, as oidc-provider tells them apart: both are accepted (as by Entra).
+      const method = /^basic /i.test(req.headers.authorization ?? '') ? 'client_secret_basic' : form?.has('client_secret') === true ? 'client_secret_post' : 'none'
+      authMethods[method] = (authMethods[method] ?? 0) + 1
       if (deps.isDown()) {
         sendJson(res, 503, { error: 'temporarily_unavailable', error_description: 'The identity provider is down (simulated).' }, { 'Retry-After': '1' })
         return

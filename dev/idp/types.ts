@@ -85,6 +85,12 @@ export interface Idp {
    */
   tokenRequests: TokenRequestCounts;
   /**
+   * Token-endpoint requests per client authentication method used: `client_secret_basic`
+   * (Authorization: Basic), `client_secret_post` (client_secret in the form) or `none`. Both
+   * secret methods are accepted for every client, as Entra accepts both.
+   */
+  tokenAuthMethods: Record<string, number>;
+  /**
    * Delays every token-endpoint response by `ms` (0 turns it off; clamped to 0..MAX_TOKEN_DELAY_MS).
    * Other endpoints are not delayed. close() cuts delayed requests short.
    */

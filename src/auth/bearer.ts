@@ -7,7 +7,6 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { GatewayConfig } from '../config.js'
 import type { Claims } from '../principal/claims.js'
 import { bearerPrincipal, StringPool, type Principal } from '../principal/principal.js'
-import { CLOCK_TOLERANCE_SECONDS } from '../oidc/flow.js'
 
 export type BearerResult =
   | { kind: 'none' }
@@ -80,7 +79,7 @@ async function bearerPlugin (app: FastifyInstance, opts: { config: GatewayConfig
     }
     let payload: JWTPayload
     try {
-      ({ payload } = await jwtVerify(token, jwks, { issuer: issuers, audience: audiences, algorithms: ['RS256'], clockTolerance: CLOCK_TOLERANCE_SECONDS, requiredClaims: ['exp'] }))
+      ({ payload } = await jwtVerify(token, jwks, { issuer: issuers, audience: audiences, algorithms: ['RS256'], clockTolerance: config.clockToleranceSeconds, requiredClaims: ['exp'] }))
     } catch (err) {
       if (err instanceof joseErrors.JWTExpired) return { kind: 'invalid', reason: 'the token has expired' }
       if (err instanceof joseErrors.JWTClaimValidationFailed) return { kind: 'invalid', reason: `the token's ${err.claim} claim is not acceptable` }
@@ -91,7 +90,7 @@ async function bearerPlugin (app: FastifyInstance, opts: { config: GatewayConfig
     if (config.allowedTenants !== undefined && (tid === undefined || !config.allowedTenants.includes(tid))) {
       return { kind: 'invalid', reason: 'the token is from a tenant that may not use this application' }
     }
-    return { kind: 'valid', principal: bearerPrincipal(payload as Claims, config.requiredRole?.path, pool) }
+    return { kind: 'valid', principal: bearerPrincipal(payload as Claims, config.requiredRole?.path, pool, Date.now(), config.claimNames) }
   }
 
   async function authenticate (request: FastifyRequest): Promise<BearerResult> {

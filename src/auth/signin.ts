@@ -90,7 +90,7 @@ async function signInPlugin (app: FastifyInstance, opts: { config: GatewayConfig
     } catch {
       return idpUnavailable(reply)
     }
-    const { url, state, transaction } = await beginSignIn(oidc, { redirectUri: config.redirectUri, scope: config.signInScope, returnTo: boundedReturnPath(returnTo), prompt })
+    const { url, state, transaction } = await beginSignIn(oidc, { redirectUri: config.redirectUri, scope: config.signInScope, returnTo: boundedReturnPath(returnTo), prompt, audience: config.audience })
     const pending = readTransactions(sealer, readCookie(request.headers.cookie, loginCookie), Date.now())
     pending.set(state, transaction)
     writeLoginCookie(reply, pending)
@@ -164,7 +164,7 @@ async function signInPlugin (app: FastifyInstance, opts: { config: GatewayConfig
     callbackUrl.search = q === -1 ? '' : request.url.slice(q)
     let result: SignInResult
     try {
-      result = await completeSignIn(oidc, { callbackUrl, state, transaction, allowedTenants: config.allowedTenants })
+      result = await completeSignIn(oidc, { callbackUrl, state, transaction, allowedTenants: config.allowedTenants, clockToleranceSeconds: config.clockToleranceSeconds })
     } catch (err) {
       if (err instanceof SignInError) signInFailed(request, reply, err.reason, transaction.returnTo, { idpError: err.idpError, idp: err.idp, logDetail: err.message })
       else signInFailed(request, reply, 'token_invalid', transaction.returnTo, { logDetail: (err as Error).message })

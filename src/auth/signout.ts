@@ -1,9 +1,13 @@
 // Sign-out: ends the gateway session in the store, clears the cookie and, when configured,
 // ends the Entra session too. Only same-origin POSTs sign out (a link on another site cannot).
+// Every sign-out ends at OPENID_POST_LOGOUT_REDIRECT_URI, by default the gateway's own
+// "You are signed out" page, which starts no sign-in (LibreChat's default, its /login page,
+// would sign the user straight back in behind the gateway).
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import type { GatewayConfig } from '../config.js'
+import { SIGNED_OUT_PATH, type GatewayConfig } from '../config.js'
 import { endSessionUrl } from '../oidc/flow.js'
+import { escapeHtml } from '../pages/render.js'
 
 export function isSameOrigin (request: FastifyRequest, publicOrigin: string): boolean {
   // Our pages send Referrer-Policy: no-referrer, so a browser posts their forms with
@@ -47,7 +51,7 @@ async function signOutPlugin (app: FastifyInstance, opts: { config: GatewayConfi
   /** The Entra end-session URL, when configured and the IdP's metadata is loaded. */
   async function entraLogoutUrl (hint: LogoutHint): Promise<string | undefined> {
     if (!config.useEndSessionEndpoint || !app.idp.ready) return undefined
-    return endSessionUrl(await app.idp.get(), { idToken: hint.idToken, logoutHint: hint.logoutHint, clientId: config.clientId, postLogoutRedirectUri: config.postLogoutRedirectUri })?.href
+    return endSessionUrl(await app.idp.get(), { idToken: hint.idToken, logoutHint: hint.logoutHint, clientId: config.clientId, postLogoutRedirectUri: config.postLogoutRedirectUri, maxUrlLength: config.maxLogoutUrlLength })?.href
   }
 
   async function endSession (request: FastifyRequest, reason: string): Promise<void> {
@@ -77,10 +81,25 @@ async function signOutPlugin (app: FastifyInstance, opts: { config: GatewayConfi
 
   app.decorate('signOut', { endSession, takeEndSessionRedirect })
 
-  app.get('/oauth2/sign_out', async (_request, reply) => {
+  app.get('/oauth2/sign_out', async (request, reply) => {
+    // Nothing to sign out of (a pending end-session marker still is: it ends the Entra session).
+    if (request.session.user === undefined && request.session.endSession === undefined) {
+      return reply.page(200, {
+        title: 'You are not signed in',
+        body: `<p>You are not signed in to ${escapeHtml(config.title)}, so there is nothing to sign out of.</p><div class="actions"><a class="button" id="sign-in" href="/oauth2/sign_in">Sign in</a></div>`
+      })
+    }
     return reply.page(200, {
       title: 'Sign out',
       body: '<p>Sign out of this application?</p><div class="actions"><form method="post" action="/oauth2/sign_out"><button type="submit" id="sign-out">Sign out</button></form><a href="/">Cancel</a></div>'
+    })
+  })
+
+  // Public, and no session is read: it shows the same to everyone and starts nothing.
+  app.get(SIGNED_OUT_PATH, { config: { session: false } }, async (_request, reply) => {
+    return reply.page(200, {
+      title: 'You are signed out',
+      body: `<p>You have signed out of ${escapeHtml(config.title)}. You can close this window.</p><div class="actions"><a class="button" id="sign-in" href="/oauth2/sign_in">Sign in again</a></div>`
     })
   })
 
@@ -100,13 +119,8 @@ async function signOutPlugin (app: FastifyInstance, opts: { config: GatewayConfi
       }
       const hint = await takeTokens(request, 'sign_out')
       await request.session.destroy()
-      const next = await entraLogoutUrl(hint)
-      reply.header('cache-control', 'no-store')
-      if (next !== undefined) return reply.redirect(next, 303)
-      return reply.page(200, {
-        title: 'Signed out',
-        body: '<p>You are signed out of this application.</p><div class="actions"><a class="button" href="/oauth2/sign_in">Sign in again</a></div>'
-      })
+      const next = await entraLogoutUrl(hint) ?? config.postLogoutRedirectUri
+      return reply.header('cache-control', 'no-store').redirect(next, 303)
     })
   })
 }

@@ -1,6 +1,7 @@
 // The identity provider and the app registration: issuer, client, scopes, and the gateway's
 // public origin the redirect URIs are built from. Names follow LibreChat's "OpenID with Azure
 // Entra" guide, so an operator can reuse the same app registration and the same .env.
+import type { ClaimNames } from '../principal/claims.js'
 import { EnvReader, GUID, isLoopbackHost, type Section } from './readers.js'
 
 export interface IdentityProviderSettings {
@@ -19,13 +20,33 @@ export interface IdentityProviderSettings {
   redirectUri: string
   clientUrl: string
   useEndSessionEndpoint: boolean
+  /** OPENID_POST_LOGOUT_REDIRECT_URI, else the gateway's own signed-out page. */
   postLogoutRedirectUri: string
+  /** OPENID_MAX_LOGOUT_URL_LENGTH: past it, end-session sends logout_hint + client_id instead of id_token_hint. */
+  maxLogoutUrlLength: number
+  /** OPENID_CLOCK_TOLERANCE: seconds of clock skew accepted in the IdP's tokens. */
+  clockToleranceSeconds: number
+  /** OPENID_AUDIENCE, sent as `audience` in the authorization request, as LibreChat does. */
+  audience: string | undefined
+  /** How the client authenticates at the token endpoint. */
+  tokenEndpointAuthMethod: TokenEndpointAuthMethod
+  /** Which claims fill the user name, name and email (LibreChat's OPENID_*_CLAIM). */
+  claimNames: ClaimNames
 }
+
+export type TokenEndpointAuthMethod = 'client_secret_post' | 'client_secret_basic'
+const TOKEN_ENDPOINT_AUTH_METHODS: readonly TokenEndpointAuthMethod[] = ['client_secret_post', 'client_secret_basic']
 
 /** Entra's tenant of personal Microsoft accounts (admitted by `common` unless refused). */
 export const MSA_TENANT_ID = '9188040d-6c67-4c5b-b112-36a304b66dad'
 const MULTI_TENANT_SEGMENTS = new Set(['common', 'organizations', 'consumers', '{tenantid}'])
 export const DEFAULT_CALLBACK = '/oauth/openid/callback'
+/** The gateway's "You are signed out" page: where sign-out ends unless OPENID_POST_LOGOUT_REDIRECT_URI says otherwise. */
+export const SIGNED_OUT_PATH = '/oauth2/signed_out'
+/** LibreChat's default for OPENID_MAX_LOGOUT_URL_LENGTH (Entra refuses much longer URLs, AADSTS90015). */
+export const DEFAULT_MAX_LOGOUT_URL_LENGTH = 2000
+/** LibreChat's default for OPENID_CLOCK_TOLERANCE, in seconds. */
+export const DEFAULT_CLOCK_TOLERANCE_SECONDS = 300
 
 /** Hosts that serve Entra ID's sign-in (public, government and national clouds; v1 and v2). */
 const MICROSOFT_LOGIN_HOSTS = new Set([
@@ -116,9 +137,34 @@ export function parseIdentityProvider (env: NodeJS.ProcessEnv): Section<Identity
 
   const useEndSessionEndpoint = r.bool('OPENID_USE_END_SESSION_ENDPOINT', false)
   const postLogoutRaw = r.str('OPENID_POST_LOGOUT_REDIRECT_URI')
+  // LibreChat's default, ${DOMAIN_CLIENT}/login, would start a new sign-in at once behind the gateway.
   const postLogoutRedirectUri = postLogoutRaw !== undefined
-    ? r.url('OPENID_POST_LOGOUT_REDIRECT_URI', 'https://chat.example.com/', postLogoutRaw)?.href ?? ''
-    : clientUrl
+    ? r.url('OPENID_POST_LOGOUT_REDIRECT_URI', `https://chat.example.com${SIGNED_OUT_PATH}`, postLogoutRaw)?.href ?? ''
+    : publicOrigin !== '' ? publicOrigin + SIGNED_OUT_PATH : ''
+  const maxLogoutUrlLength = r.int('OPENID_MAX_LOGOUT_URL_LENGTH', DEFAULT_MAX_LOGOUT_URL_LENGTH, 1, 1_000_000)
+
+  // --- how tokens are asked for and checked, as LibreChat reads the same settings
+  const clockToleranceSeconds = r.int('OPENID_CLOCK_TOLERANCE', DEFAULT_CLOCK_TOLERANCE_SECONDS, 0, 3600)
+  const audience = r.str('OPENID_AUDIENCE')
+  const authMethodRaw = r.str('OPENID_TOKEN_ENDPOINT_AUTH_METHOD')
+  let tokenEndpointAuthMethod: TokenEndpointAuthMethod = 'client_secret_post'
+  if (authMethodRaw?.toLowerCase() === 'none') {
+    r.problem('OPENID_TOKEN_ENDPOINT_AUTH_METHOD', 'OPENID_TOKEN_ENDPOINT_AUTH_METHOD=none is not supported: the gateway is a confidential client with OPENID_CLIENT_SECRET; set client_secret_post (the default) or client_secret_basic.')
+  } else {
+    tokenEndpointAuthMethod = r.oneOf('OPENID_TOKEN_ENDPOINT_AUTH_METHOD', TOKEN_ENDPOINT_AUTH_METHODS, 'client_secret_post', 'client_secret_post or client_secret_basic')
+  }
+  // Always on here, whatever LibreChat is told: accepted, and said so when turned off.
+  for (const [name, what] of [['OPENID_USE_PKCE', 'PKCE (S256)'], ['OPENID_GENERATE_NONCE', 'a nonce']] as const) {
+    const v = r.str(name)
+    if (v !== undefined && !/^(true|1|yes|on)$/i.test(v)) {
+      r.notice(name, 'info', `${name}=${v} is not followed: the gateway always sends ${what} in every sign-in (LibreChat still reads its own value).`)
+    }
+  }
+  const claimNames: ClaimNames = {
+    username: r.str('OPENID_USERNAME_CLAIM'),
+    name: r.str('OPENID_NAME_CLAIM'),
+    email: r.str('OPENID_EMAIL_CLAIM')
+  }
 
   return r.section({
     issuer: issuerUrl !== undefined ? issuerUrl.href.replace(/\/+$/, '') : '',
@@ -132,6 +178,11 @@ export function parseIdentityProvider (env: NodeJS.ProcessEnv): Section<Identity
     redirectUri: publicOrigin + callbackPath,
     clientUrl,
     useEndSessionEndpoint,
-    postLogoutRedirectUri
+    postLogoutRedirectUri,
+    maxLogoutUrlLength,
+    clockToleranceSeconds,
+    audience,
+    tokenEndpointAuthMethod,
+    claimNames
   })
 }

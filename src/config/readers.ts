@@ -11,10 +11,22 @@ export interface Problem {
   message: string
 }
 
+/**
+ * A line the gateway logs once at start (and the doctor shows) about a setting it accepts but
+ * reads differently from LibreChat, or does not use: never silently.
+ */
+export interface Notice {
+  variable: string
+  level: 'info' | 'warn'
+  /** One line: what the gateway does with the setting, and what to do if that is not wanted. */
+  message: string
+}
+
 /** One section's values and the problems found reading them; with problems, the values are best effort. */
 export interface Section<T> {
   values: T
   problems: Problem[]
+  notices: Notice[]
 }
 
 export const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
@@ -32,6 +44,7 @@ export function isLoopbackHost (hostname: string): boolean {
  */
 export class EnvReader {
   readonly problems: Problem[] = []
+  readonly notices: Notice[] = []
   private readonly env: NodeJS.ProcessEnv
 
   constructor (env: NodeJS.ProcessEnv) {
@@ -42,8 +55,12 @@ export class EnvReader {
     this.problems.push({ variable, message })
   }
 
+  notice (variable: string, level: Notice['level'], message: string): void {
+    this.notices.push({ variable, level, message })
+  }
+
   section<T> (values: T): Section<T> {
-    return { values, problems: this.problems }
+    return { values, problems: this.problems, notices: this.notices }
   }
 
   /** Trimmed; undefined when unset or blank. */
@@ -78,6 +95,23 @@ export class EnvReader {
       return def
     }
     return Number(v)
+  }
+
+  /**
+   * A number of milliseconds written as LibreChat writes them: a number or an arithmetic
+   * expression (`1000 * 60 * 60`, `(1000 * 60 * 60 * 24) * 7`), as its `math()` reads
+   * SESSION_EXPIRY and OPENID_REUSE_MAX_SESSION_AGE_MS. Undefined when unset or not a
+   * positive number (then with a problem).
+   */
+  milliseconds (name: string): number | undefined {
+    const v = this.str(name)
+    if (v === undefined) return undefined
+    const ms = evaluateArithmetic(v)
+    if (ms === undefined || !(ms > 0)) {
+      this.problem(name, `${name} must be a number of milliseconds, or a product such as 1000 * 60 * 60 (got "${v}").`)
+      return undefined
+    }
+    return ms
   }
 
   /** Comma-separated, each entry trimmed, blanks dropped. */
@@ -125,5 +159,42 @@ export class EnvReader {
       return undefined
     }
     return u
+  }
+}
+
+/**
+ * + - * / and parentheses over decimal numbers, or undefined for anything else. A small
+ * parser rather than eval: the value comes from the environment.
+ */
+export function evaluateArithmetic (text: string): number | undefined {
+  const tokens = text.match(/\d+(?:\.\d+)?|[-+*/()]|\S/g) ?? []
+  let i = 0
+  const peek = (): string | undefined => tokens[i]
+  function primary (): number {
+    const t = tokens[i++]
+    if (t === '(') {
+      const v = sum()
+      if (tokens[i++] !== ')') throw new Error('unbalanced')
+      return v
+    }
+    if (t === '-') return -primary()
+    if (t !== undefined && /^\d/.test(t)) return Number(t)
+    throw new Error('unexpected')
+  }
+  function product (): number {
+    let v = primary()
+    while (peek() === '*' || peek() === '/') v = tokens[i++] === '*' ? v * primary() : v / primary()
+    return v
+  }
+  function sum (): number {
+    let v = product()
+    while (peek() === '+' || peek() === '-') v = tokens[i++] === '+' ? v + product() : v - product()
+    return v
+  }
+  try {
+    const v = sum()
+    return i === tokens.length && tokens.length > 0 && Number.isFinite(v) ? v : undefined
+  } catch {
+    return undefined
   }
 }

@@ -3,18 +3,16 @@
 // tests call every check directly. Nothing here prints, and no secret value is ever put in a
 // finding.
 import {
-  DEFAULT_CALLBACK, EnvReader, GUID, isLoopbackHost, joinSections, knownVariables, parseSections, parseTokens, problemsOf,
-  type ConfigSections, type EgressSettings, type GatewayConfig
+  DEFAULT_CALLBACK, DEFAULT_CLOCK_TOLERANCE_SECONDS, EnvReader, GUID, isLoopbackHost, joinSections, knownVariables, noticesOf, parseSections,
+  parseTokens, problemsOf, SIGNED_OUT_PATH, type ConfigSections, type EgressSettings, type GatewayConfig, type Notice
 } from '../config.js'
 import { egressRoute, showProxy, type EgressFetch } from '../egress/egress.js'
-import { CLOCK_TOLERANCE_SECONDS } from '../oidc/flow.js'
 import { IDENTITY_HEADERS } from '../proxy/headers.js'
 import { error, ok, redactUrl, warn, type Finding } from './findings.js'
 import { httpGet, redisPing, type HttpProbe, type ProbeOptions, type RedisProbe } from './probes.js'
 
-/** Clock skew above this is worth a warning; above the gateway's tolerance sign-ins fail. */
+/** Clock skew above this is worth a warning; above the gateway's tolerance (OPENID_CLOCK_TOLERANCE) sign-ins fail. */
 export const CLOCK_WARN_SECONDS = 60
-export const CLOCK_ERROR_SECONDS = CLOCK_TOLERANCE_SECONDS
 
 /**
  * What the checks look at: the values of the gateway's own section parsers. A section with
@@ -32,6 +30,8 @@ export interface DoctorSettings {
   callbackPath: string
   useEndSessionEndpoint: boolean
   postLogoutRedirectUri: string | undefined
+  /** OPENID_CLOCK_TOLERANCE. */
+  clockToleranceSeconds: number
   upstreamUrl: string | undefined
   upstreamHealthPath: string
   /** Each route's upstream, as parsed (a refused route is not among them, so not probed). */
@@ -62,6 +62,7 @@ export function settingsFrom (sections: ConfigSections): DoctorSettings {
     callbackPath: idp.callbackPath,
     useEndSessionEndpoint: idp.useEndSessionEndpoint,
     postLogoutRedirectUri: given(idp.postLogoutRedirectUri),
+    clockToleranceSeconds: idp.clockToleranceSeconds,
     upstreamUrl: refused.has('UPSTREAM_URL') ? undefined : given(upstream.upstreamUrl),
     upstreamHealthPath: upstream.upstreamHealthPath,
     routes: sections.authorization.values.routes.all.map(r => ({ name: r.name, upstreamUrl: r.upstreamUrl, healthPath: r.healthPath })),
@@ -94,6 +95,15 @@ export function problemFinding (problem: string): Finding {
   return error(text, `correct ${name} in the environment or .env`)
 }
 
+/** A start-up notice as a finding: a warning stays a WARN, an info line is an OK. */
+export function noticeFinding (notice: Notice): Finding {
+  const text = notice.message.replace(/\.$/, '')
+  const split = text.indexOf(': ') !== -1 && notice.level === 'info' ? text.indexOf(': ') : text.indexOf('; ')
+  const what = split === -1 ? text : text.slice(0, split)
+  const fix = split === -1 ? 'nothing to do unless that is not what you want' : text.slice(split + 2)
+  return notice.level === 'warn' ? warn(what, fix) : ok(what, fix)
+}
+
 export interface VariablesResult {
   /** The configuration, when it loads. */
   config: GatewayConfig | undefined
@@ -123,6 +133,8 @@ export function checkVariables (env: NodeJS.ProcessEnv): VariablesResult {
     if (REPORTED_ELSEWHERE.includes(problem.variable)) continue
     findings.push(problemFinding(problem.message))
   }
+  // What the gateway says at start about settings it reads differently from LibreChat, or not at all.
+  findings.push(...noticesOf(sections, env).map(noticeFinding))
   findings.push(...checkLikelyMistakes(env))
   return { config, sections, findings }
 }
@@ -216,7 +228,7 @@ export function discoveryFindings (settings: Pick<DoctorSettings, 'issuer' | 'us
  * Clock skew against the IdP's Date header. The header has one-second resolution and the
  * answer took a while, so the local time compared is the middle of the exchange.
  */
-export function clockFindings (probe: HttpProbe): Finding[] {
+export function clockFindings (probe: HttpProbe, toleranceSeconds = DEFAULT_CLOCK_TOLERANCE_SECONDS): Finding[] {
   if (probe.error !== undefined) return []
   const remote = probe.date !== undefined ? Date.parse(probe.date) : NaN
   if (Number.isNaN(remote)) {
@@ -227,8 +239,8 @@ export function clockFindings (probe: HttpProbe): Finding[] {
   const size = Math.abs(skew)
   const how = skew > 0 ? `ahead of the IdP by ${size} s` : `behind the IdP by ${size} s`
   const fix = 'sync this host\'s clock with NTP (timedatectl set-ntp true, or chrony; in a container, the host\'s clock)'
-  if (size > CLOCK_ERROR_SECONDS) return [error(`this host's clock is ${how}, beyond the gateway's ${CLOCK_ERROR_SECONDS} s tolerance: ID tokens will be refused as not yet valid or expired`, fix)]
-  if (size > CLOCK_WARN_SECONDS) return [warn(`this host's clock is ${how} (the gateway tolerates ${CLOCK_ERROR_SECONDS} s)`, fix)]
+  if (size > toleranceSeconds) return [error(`this host's clock is ${how}, beyond the gateway's ${toleranceSeconds} s tolerance (OPENID_CLOCK_TOLERANCE): ID tokens will be refused as not yet valid or expired`, fix)]
+  if (size > Math.min(CLOCK_WARN_SECONDS, toleranceSeconds)) return [warn(`this host's clock is ${how} (the gateway tolerates ${toleranceSeconds} s, OPENID_CLOCK_TOLERANCE)`, fix)]
   return [ok(`this host's clock agrees with the IdP's (${size <= 1 ? 'within a second' : how})`, 'nothing to do')]
 }
 
@@ -256,7 +268,7 @@ export async function probeIdp (settings: DoctorSettings, opts: NetworkOptions =
 }
 
 export function idpFindings (settings: DoctorSettings, probe: HttpProbe | undefined): Finding[] {
-  return probe === undefined ? [] : [...discoveryFindings(settings, probe), ...clockFindings(probe)]
+  return probe === undefined ? [] : [...discoveryFindings(settings, probe), ...clockFindings(probe, settings.clockToleranceSeconds)]
 }
 
 export async function checkIdp (settings: DoctorSettings, opts: NetworkOptions = {}): Promise<Finding[]> {
@@ -371,9 +383,13 @@ export function checkRedirectUri (settings: Pick<DoctorSettings, 'publicOrigin' 
     findings.push(warn(`the redirect URI ${redirectUri} is http:// on ${origin.hostname}: Entra accepts http:// redirect URIs only for localhost`,
       `serve the gateway over https (e.g. behind a TLS-terminating proxy) and set DOMAIN_SERVER=https://${origin.host}`))
   }
-  if (settings.useEndSessionEndpoint && settings.postLogoutRedirectUri !== undefined) {
-    findings.push(ok(`after sign-out Entra sends users to ${settings.postLogoutRedirectUri}`,
-      'register it as a redirect URI of the app registration too, or Entra stops at its own signed-out page'))
+  if (settings.postLogoutRedirectUri !== undefined) {
+    const own = settings.postLogoutRedirectUri === settings.publicOrigin + SIGNED_OUT_PATH ? " (the gateway's own signed-out page)" : ''
+    findings.push(settings.useEndSessionEndpoint
+      ? ok(`after sign-out Entra sends users to ${settings.postLogoutRedirectUri}${own}`,
+        'register it as a redirect URI of the app registration too (Authentication → Web → Redirect URIs), or Entra stops at its own signed-out page')
+      : ok(`sign-out ends at ${settings.postLogoutRedirectUri}${own}`,
+        'with OPENID_USE_END_SESSION_ENDPOINT=true Entra sends users there: register it as a redirect URI of the app registration then'))
   }
   return findings
 }

@@ -6,12 +6,9 @@ import type { GatewayConfig } from '../config.js'
 import { isLoopbackHost } from '../config.js'
 import type { Claims } from '../principal/claims.js'
 
-export const CLOCK_TOLERANCE_SECONDS = 300
 /** An ID token issued longer ago than this is refused even if not yet expired. */
 export const MAX_ID_TOKEN_AGE_SECONDS = 600
 export const LOGIN_TRANSACTION_SECONDS = 600
-/** Entra refuses end-session URLs much longer than this (AADSTS90015). */
-export const MAX_END_SESSION_URL_LENGTH = 2000
 
 /**
  * `fetch` carries every request of this configuration (discovery, JWKS, token, UserInfo):
@@ -24,9 +21,12 @@ export async function discover (config: GatewayConfig, fetch: client.CustomFetch
     client_secret: config.clientSecret,
     // Pin the algorithm Entra signs with, so a token signed otherwise is refused.
     id_token_signed_response_alg: 'RS256',
-    [client.clockTolerance]: CLOCK_TOLERANCE_SECONDS
+    // OPENID_CLOCK_TOLERANCE, in seconds, as LibreChat reads it.
+    [client.clockTolerance]: config.clockToleranceSeconds
   }
-  const oidc = await client.discovery(issuer, config.clientId, metadata, undefined, {
+  // OPENID_TOKEN_ENDPOINT_AUTH_METHOD: the secret in the form body (openid-client's default) or in Basic.
+  const auth = config.tokenEndpointAuthMethod === 'client_secret_basic' ? client.ClientSecretBasic(config.clientSecret) : client.ClientSecretPost(config.clientSecret)
+  const oidc = await client.discovery(issuer, config.clientId, metadata, auth, {
     execute: insecure ? [client.allowInsecureRequests] : [],
     // Both kept by the configuration for its later requests.
     [client.customFetch]: fetch,
@@ -49,7 +49,7 @@ export interface LoginTransaction {
 
 export async function beginSignIn (
   oidc: client.Configuration,
-  opts: { redirectUri: string, scope: string, returnTo: string, now?: number, prompt?: string }
+  opts: { redirectUri: string, scope: string, returnTo: string, now?: number, prompt?: string, audience?: string | undefined }
 ): Promise<{ url: URL, state: string, transaction: LoginTransaction }> {
   const codeVerifier = client.randomPKCECodeVerifier()
   const state = client.randomState()
@@ -65,6 +65,8 @@ export async function beginSignIn (
     nonce
   }
   if (opts.prompt !== undefined) params.prompt = opts.prompt
+  // OPENID_AUDIENCE, passed as LibreChat passes it (IdPs such as Auth0 pick the API by it).
+  if (opts.audience !== undefined) params.audience = opts.audience
   const url = client.buildAuthorizationUrl(oidc, params)
   const now = opts.now ?? Date.now()
   return { url, state, transaction: { codeVerifier, nonce, returnTo: opts.returnTo, expiresAt: now + LOGIN_TRANSACTION_SECONDS * 1000 } }
@@ -102,7 +104,7 @@ export interface SignInResult {
  */
 export async function completeSignIn (
   oidc: client.Configuration,
-  opts: { callbackUrl: URL, state: string, transaction: LoginTransaction, allowedTenants: readonly string[] | undefined, now?: number }
+  opts: { callbackUrl: URL, state: string, transaction: LoginTransaction, allowedTenants: readonly string[] | undefined, clockToleranceSeconds: number, now?: number }
 ): Promise<SignInResult> {
   let tokens: Awaited<ReturnType<typeof client.authorizationCodeGrant>>
   try {
@@ -138,7 +140,7 @@ export async function completeSignIn (
   const iat = claims.iat
   if (typeof iat !== 'number') throw new SignInError('token_invalid', 'the ID token has no iat')
   if (iat < now - MAX_ID_TOKEN_AGE_SECONDS) throw new SignInError('token_stale', `the ID token was issued ${now - iat}s ago`)
-  if (iat > now + CLOCK_TOLERANCE_SECONDS) throw new SignInError('token_future', `the ID token's iat is ${iat - now}s in the future (clock skew?)`)
+  if (iat > now + opts.clockToleranceSeconds) throw new SignInError('token_future', `the ID token's iat is ${iat - now}s in the future (clock skew?)`)
 
   if (opts.allowedTenants !== undefined) {
     const tid = typeof claims.tid === 'string' ? claims.tid.toLowerCase() : undefined
@@ -184,16 +186,17 @@ export async function fetchUserInfoClaims (oidc: client.Configuration, accessTok
 
 /**
  * The IdP's end-session URL, or undefined when it has none. Falls back from `id_token_hint`
- * to `logout_hint` + `client_id` when the URL would be too long for Entra.
+ * to `logout_hint` + `client_id` when the URL would pass `maxUrlLength`
+ * (OPENID_MAX_LOGOUT_URL_LENGTH; Entra refuses long ones with AADSTS90015).
  */
 export function endSessionUrl (
   oidc: client.Configuration,
-  opts: { idToken: string | undefined, logoutHint: string | undefined, clientId: string, postLogoutRedirectUri: string }
+  opts: { idToken: string | undefined, logoutHint: string | undefined, clientId: string, postLogoutRedirectUri: string, maxUrlLength: number }
 ): URL | undefined {
   if (oidc.serverMetadata().end_session_endpoint === undefined) return undefined
   if (opts.idToken !== undefined) {
     const url = client.buildEndSessionUrl(oidc, { id_token_hint: opts.idToken, post_logout_redirect_uri: opts.postLogoutRedirectUri })
-    if (url.href.length <= MAX_END_SESSION_URL_LENGTH) return url
+    if (url.href.length <= opts.maxUrlLength) return url
   }
   const params: Record<string, string> = { client_id: opts.clientId, post_logout_redirect_uri: opts.postLogoutRedirectUri }
   if (opts.logoutHint !== undefined) params.logout_hint = opts.logoutHint

@@ -30,7 +30,11 @@ declare module 'fastify' {
 
 async function pagesPlugin (app: FastifyInstance, opts: { config: GatewayConfig }): Promise<void> {
   const { config } = opts
-  const headers = pageHeaders([new URL(config.issuer).origin])
+  // The sign-out form's POST is answered with a redirect to the IdP or to the post-logout
+  // page, and form-action governs where a form's redirects may go.
+  const formTargets = new Set([new URL(config.issuer).origin, new URL(config.postLogoutRedirectUri).origin])
+  formTargets.delete(config.publicOrigin)
+  const headers = pageHeaders([...formTargets])
   const logo = await loadAsset(config.logoFile, config.imageUrl, app)
   const brand = { title: config.title, logoUrl: logo !== undefined ? '/oauth2/assets/logo' : undefined }
 

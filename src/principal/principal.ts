@@ -1,7 +1,7 @@
 // The principal: who a request is, as every consumer sees it (the gate, userinfo, the token
 // and directory routes, the proxy edge). One shape whether it came from a session or an API
 // bearer token, kept compact because the memory store holds one per signed-in user.
-import { claimValues, hasGroupOverage, identityFromClaims, type Claims, type Identity } from './claims.js'
+import { claimValues, hasGroupOverage, identityFromClaims, type ClaimNames, type Claims, type Identity } from './claims.js'
 
 export interface Principal extends Identity {
   /** The values the required-role rule reads (its claim path in its token). */
@@ -35,10 +35,11 @@ export interface ResolveSources {
 /**
  * The principal for a signed-in user, from the ID token's claims: identity, groups (from
  * Graph on overage; if Graph fails the groups are empty and `authzError` says why, so policy
- * refuses rather than guessing), and the values the required-role rule reads.
+ * refuses rather than guessing), and the values the required-role rule reads. `names` are
+ * the configured user name, name and email claims.
  */
-export async function resolvePrincipal (claims: Claims, role: RoleSource | undefined, sources: ResolveSources, signedInAt: number, pool?: StringPool, now = Date.now()): Promise<Principal> {
-  const identity = identityFromClaims(claims)
+export async function resolvePrincipal (claims: Claims, role: RoleSource | undefined, sources: ResolveSources, signedInAt: number, pool?: StringPool, now = Date.now(), names?: ClaimNames): Promise<Principal> {
+  const identity = identityFromClaims(claims, names)
   let groupsOverage = false
   let authzError: string | undefined
   if (hasGroupOverage(claims)) {
@@ -116,8 +117,8 @@ function compact (identity: Identity, roleValues: string[], groupsOverage: boole
  * The principal for an API bearer token: read from the access token's own claims. Its group
  * overage cannot be resolved (there is no refresh token to ask Graph with), so it is refused.
  */
-export function bearerPrincipal (claims: Claims, rolePath: string[] | undefined, pool?: StringPool, now = Date.now()): Principal {
-  const identity = identityFromClaims(claims)
+export function bearerPrincipal (claims: Claims, rolePath: string[] | undefined, pool?: StringPool, now = Date.now(), names?: ClaimNames): Principal {
+  const identity = identityFromClaims(claims, names)
   const authzError = hasGroupOverage(claims) ? 'group overage in a bearer token cannot be resolved' : undefined
   return compact(identity, claimValues(claims, rolePath ?? ['roles']), false, authzError, now, now, pool)
 }

@@ -1,6 +1,8 @@
 // OPENID_SESSION_SECRET's one owner: every key the gateway uses is derived here, with HKDF,
 // one per purpose, so the cookie-signing key and the sealing key are never the same bytes.
-// A comma list rotates: the first secret signs and seals, every one verifies and opens.
+// Rotation: OPENID_SESSION_SECRET signs and seals, it and every OPENID_SESSION_SECRET_PREVIOUS
+// verify and open. The secret is never a key itself, so its length need not be a key's
+// (config/session.ts accepts 16 characters and up).
 import { hkdfSync } from 'node:crypto'
 import { Sealer } from './seal.js'
 

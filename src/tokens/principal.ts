@@ -11,7 +11,7 @@ import { transitiveGroupIds, type GraphOptions } from '../graph/client.js'
 import type { TokenJar } from './jar.js'
 
 export interface ReadDeps {
-  config: Pick<GatewayConfig, 'requiredRole' | 'graphScopes' | 'graphApiUrl'>
+  config: Pick<GatewayConfig, 'requiredRole' | 'graphScopes' | 'graphApiUrl' | 'claimNames'>
   oidc: Configuration
   jar: TokenJar
   graph: GraphOptions
@@ -50,5 +50,5 @@ export async function readPrincipal (deps: ReadDeps, claims: Claims, signedInAt:
       }
     },
     userInfoClaims: async () => await fetchUserInfoClaims(deps.oidc, accessToken, typeof claims.sub === 'string' ? claims.sub : '')
-  }, signedInAt, deps.pool)
+  }, signedInAt, deps.pool, Date.now(), deps.config.claimNames)
 }

@@ -1,7 +1,8 @@
 // The whole journey in a real browser (Debian's chromium driven by playwright-core), through
 // the gateway, against the local IdP's real login form: a deep link, signing in, the identity
-// the upstream receives, a streamed reply, signing out of the gateway and of the IdP, being
-// asked to sign in again, and being refused as a user without the role; then the error pages.
+// the upstream receives, a streamed reply, signing out of the gateway and of the IdP, landing
+// on the signed-out page, signing in again, and being refused as a user without the role; then
+// the error pages.
 // Every page is looked at the way a person would: what it says, and that it fits a phone (390 px)
 // and a desktop (1280 px) without horizontal scrolling. A full-page screenshot of each page, in
 // each of those widths and in dark mode, lands in test-artifacts/screenshots/ (kept by CI).
@@ -148,11 +149,16 @@ t.test('deep link, sign-in, identity, stream, sign-out, sign-in again, refusal, 
   await look(t, page, '05-idp-sign-out')
   t.not(await gatewayCookie(), aliceSession, 'the gateway session is gone before the IdP is even asked')
   await page.click('#sign-out')
-  await page.waitForURL(url => url.origin === gateway || url.origin === stack.idp.origin)
-  await page.waitForLoadState()
-  await look(t, page, '06-after-sign-out')
 
-  // --- Asked to sign in again: a protected path leads to the IdP's login form (the IdP session ended too).
+  // --- Back from the IdP on the gateway's signed-out page, which starts no sign-in; its
+  // "Sign in again" leads to the IdP's login form (the IdP session ended too).
+  await page.waitForURL(url => url.href.startsWith(`${gateway}/oauth2/signed_out`))
+  t.match(await page.textContent('h1'), /You are signed out/, "the gateway's signed-out page")
+  await look(t, page, '06-after-sign-out')
+  await page.click('#sign-in')
+  await onIdpLoginForm('"Sign in again" after signing out')
+
+  // --- Asked to sign in again: a protected path leads to the IdP's login form too.
   const unauth = await context.request.get(`${gateway}/oauth2/userinfo`, { headers: { accept: 'application/json' } })
   t.equal(unauth.status(), 401, 'no identity any more')
   await page.goto(`${gateway}/c/another-chat`)
@@ -176,6 +182,15 @@ t.test('deep link, sign-in, identity, stream, sign-out, sign-in again, refusal, 
   // allows the redirect to the IdP).
   await signOutTo(page, 'main form[action="/oauth2/sign_out"] button')
   await page.click('#sign-out')
+  await page.waitForURL(url => url.href.startsWith(`${gateway}/oauth2/signed_out`))
+  t.match(await page.textContent('h1'), /You are signed out/, 'bob too ends on the signed-out page')
+
+  // --- The sign-out page, to someone no longer signed in, says so instead of asking.
+  await page.goto(`${gateway}/oauth2/sign_out`)
+  t.match(await page.textContent('h1'), /You are not signed in/)
+  t.equal(await page.locator('form[action="/oauth2/sign_out"]').count(), 0, 'no sign-out button')
+  await look(t, page, '07-sign-out-not-signed-in')
+
   await page.goto(`${gateway}/c/unassigned`)
   await onIdpLoginForm('after signing bob out')
 

@@ -263,7 +263,7 @@ t.test('the Dockerfile builds an artifact that starts with the compose environme
   const running = await withFreePort(async port => {
     const origin = `http://127.0.0.1:${port}`
     const idp = await startIdp({
-      clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [origin + callback], post_logout_redirect_uris: [origin + '/'] }],
+      clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [origin + callback], post_logout_redirect_uris: [origin + '/', origin + '/oauth2/signed_out'] }],
       users: DEMO_USERS
     })
     const replaced: Record<string, string> = {

@@ -27,7 +27,7 @@ const GATEWAY = 'http://localhost:3080'
 const OTHER_TENANT = '0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d'
 
 const idp = await startIdp({
-  clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [`${GATEWAY}/oauth/openid/callback`], post_logout_redirect_uris: [`${GATEWAY}/`] }],
+  clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [`${GATEWAY}/oauth/openid/callback`], post_logout_redirect_uris: [`${GATEWAY}/`, `${GATEWAY}/oauth2/signed_out`] }],
   users: DEMO_USERS
 })
 const upstream = await startUpstream()
@@ -108,7 +108,7 @@ t.test('a clean configuration against the real IdP, upstream and Redis: no error
   t.ok(out.includes('OK configuration loads: every variable present and well-formed — nothing to do'))
   t.ok(out.some(l => l.startsWith(`OK the issuer's discovery document ${idp.issuer}/.well-known/openid-configuration is reachable and names issuer ${idp.issuer}`)))
   t.ok(out.some(l => l.startsWith(`OK redirect URI to register in Entra: ${GATEWAY}/oauth/openid/callback — `)), 'the redirect URI, exactly')
-  t.ok(out.some(l => l.startsWith(`OK after sign-out Entra sends users to ${GATEWAY}/ — `)), 'the post-logout redirect URI')
+  t.ok(out.some(l => l.startsWith(`OK after sign-out Entra sends users to ${GATEWAY}/oauth2/signed_out (the gateway's own signed-out page) — register it as a redirect URI`)), 'the post-logout redirect URI to register')
   t.ok(out.some(l => l.startsWith("OK this host's clock agrees with the IdP's")))
   t.ok(out.some(l => l.startsWith(`OK the upstream ${upstream.url}/health answers (HTTP 200)`)))
   t.ok(out.some(l => l.startsWith(`OK Redis at ${redis.url} answers PING`)))
@@ -141,10 +141,24 @@ t.test('missing secret: an ERROR naming the variable and how to make one; the re
   t.match(cli.stdout, /\n\n1 error, 0 warnings: fix the errors first/, 'the summary says what to do first')
   t.notMatch(cli.stdout, CLIENT_SECRET, 'the client secret is never printed')
 
-  const short = { ...cleanEnv(), OPENID_SESSION_SECRET: 'too-short-secret' }
+  const short = { ...cleanEnv(), OPENID_SESSION_SECRET: 'short-secret' }
   const shortOut = lines(await runDoctor(short), short)
-  t.ok(shortOut.some(l => /^ERROR OPENID_SESSION_SECRET must be at least 32 characters .* — generate one with `openssl rand -hex 32`$/.test(l)), shortOut.join('\n'))
-  t.notOk(shortOut.some(l => l.includes('too-short-secret')), 'a malformed secret is not echoed either')
+  t.ok(shortOut.some(l => /^ERROR OPENID_SESSION_SECRET is too short: OPENID_SESSION_SECRET must be at least 16 characters .* — generate one with `openssl rand -hex 32`$/.test(l)), shortOut.join('\n'))
+  t.notOk(shortOut.some(l => l.includes('short-secret')), 'a malformed secret is not echoed either')
+
+  const shortish = { ...cleanEnv(), OPENID_SESSION_SECRET: 'twenty-characters-!!' }
+  const shortishOut = lines(await runDoctor(shortish), shortish)
+  t.ok(shortishOut.some(l => /^WARN OPENID_SESSION_SECRET is shorter than 32 characters: accepted, .* — generate one with `openssl rand -hex 32`$/.test(l)), shortishOut.join('\n'))
+  t.notOk(shortishOut.some(l => l.startsWith('ERROR')), 'accepted')
+})
+
+t.test("LibreChat's settings: what the gateway says at start, the doctor says too", async t => {
+  const env = { ...cleanEnv(), OPENID_ADMIN_ROLE: 'Admin', OPENID_USE_PKCE: 'false', OPENID_CLOCK_TOLERANCE: '30' }
+  const out = lines(await runDoctor(env, { now: () => Date.now() + 45_000 }), env)
+  t.ok(out.some(l => l.startsWith('OK OPENID_ADMIN_ROLE is not used by the gateway (LibreChat still reads it) — LibreChat maps it')), out.join('\n'))
+  t.ok(out.some(l => l.startsWith('OK OPENID_USE_PKCE=false is not followed — the gateway always sends PKCE (S256)')), 'PKCE is always on')
+  t.ok(out.some(l => /^ERROR this host's clock is ahead of the IdP by (44|45|46) s, beyond the gateway's 30 s tolerance \(OPENID_CLOCK_TOLERANCE\)/.test(l)), 'the clock is judged against OPENID_CLOCK_TOLERANCE')
+  t.ok(out.some(l => l.startsWith(`OK sign-out ends at ${GATEWAY}/oauth2/signed_out (the gateway's own signed-out page) — with OPENID_USE_END_SESSION_ENDPOINT=true`)), 'the signed-out page, without end-session')
 })
 
 t.test('.env in the working directory is read, and the environment wins over it', async t => {

@@ -166,6 +166,7 @@ t.test('logging out of LibreChat ends the gateway session; with end-session, the
   const to = new URL(nav.headers.get('location') ?? '')
   t.ok(to.href.startsWith(stack.idp.origin), 'the next navigation ends the Entra session')
   t.ok(to.searchParams.get('id_token_hint'))
+  t.equal(to.searchParams.get('post_logout_redirect_uri'), `${stack.url}/oauth2/signed_out`, "and then the gateway's signed-out page, not a new sign-in")
   const again = await browser.request(`${stack.url}/c/new`)
   t.equal(again.status, 302, 'then an ordinary sign-in')
   t.ok(stack.logs.some(l => l.event === 'sign_out' && l.reason === 'upstream_logout'))

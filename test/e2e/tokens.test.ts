@@ -292,8 +292,8 @@ t.test('a Redis dump holds no token; secret rotation keeps sessions', async t =>
   t.notOk(dump.includes(token), 'the access token is not in Redis')
   t.notOk(/eyJ[\w-]+\.eyJ/.test(dump), 'no JWT at all in Redis')
 
-  // Rotation: a new first secret, the old one still listed: the same cookie still works.
-  const rotated = await startStack({ env: { ...env, GRAPH_API_URL: a.graph?.url ?? '', OPENID_SESSION_SECRET: `second-secret-0123456789-0123456789-abcdef,${env.OPENID_SESSION_SECRET}` }, idp: a.idp, upstream: a.upstream })
+  // Rotation: a new secret, the old one in OPENID_SESSION_SECRET_PREVIOUS: the same cookie still works.
+  const rotated = await startStack({ env: { ...env, GRAPH_API_URL: a.graph?.url ?? '', OPENID_SESSION_SECRET: 'second-secret-0123456789-0123456789-abcdef', OPENID_SESSION_SECRET_PREVIOUS: env.OPENID_SESSION_SECRET }, idp: a.idp, upstream: a.upstream })
   t.teardown(() => rotated.close())
   const cookie = `${a.config.cookieName}=${browser.cookie(a.url, a.config.cookieName) ?? ''}`
   const res = await fetch(`${rotated.url}/headers`, { headers: { ...json, cookie } })

@@ -38,6 +38,8 @@ export interface Stack {
 
 export interface StackOptions {
   env?: Record<string, string | undefined>
+  /** More settings that name the gateway's own origin (known once its port is). */
+  envAt?: (origin: string) => Record<string, string | undefined>
   users?: IdpUser[]
   store?: GatewayStore
   /** Reuse an IdP (e.g. one started earlier or deliberately down). */
@@ -75,10 +77,10 @@ export async function startStack (opts: StackOptions = {}): Promise<Stack> {
 
 async function startStackOn (port: number, opts: StackOptions): Promise<Stack> {
   const origin = `http://127.0.0.1:${port}`
-  const env = { ...opts.env }
+  const env = { ...opts.env, ...opts.envAt?.(origin) }
   const callback = env.OPENID_CALLBACK_URL ?? '/oauth/openid/callback'
   const idp = opts.idp ?? await startIdp({
-    clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [origin + callback], post_logout_redirect_uris: [origin + '/', origin + '/bye'] }],
+    clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [origin + callback], post_logout_redirect_uris: [origin + '/', origin + '/bye', origin + '/oauth2/signed_out'] }],
     users: opts.users ?? DEMO_USERS
   })
   const upstream: StackUpstream = opts.upstream ?? await startUpstream()

@@ -1,5 +1,8 @@
 import t from 'tap'
-import { loadConfig, ConfigError, parseSections } from '../../src/config.js'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { loadConfig, ConfigError, knownVariables, parseSections } from '../../src/config.js'
 
 const base = {
   OPENID_ISSUER: 'https://login.microsoftonline.com/11111111-2222-3333-4444-555555555555/v2.0/',
@@ -28,7 +31,14 @@ t.test("the guide's settings with their meaning and defaults", async t => {
   t.equal(c.callbackPath, '/oauth/openid/callback')
   t.equal(c.redirectUri, 'https://chat.example.com/oauth/openid/callback')
   t.equal(c.clientUrl, 'https://chat.example.com/')
-  t.equal(c.postLogoutRedirectUri, 'https://chat.example.com/')
+  t.equal(c.postLogoutRedirectUri, 'https://chat.example.com/oauth2/signed_out', "the gateway's signed-out page, not LibreChat's DOMAIN_CLIENT/login")
+  t.equal(c.maxLogoutUrlLength, 2000)
+  t.equal(c.clockToleranceSeconds, 300)
+  t.equal(c.tokenEndpointAuthMethod, 'client_secret_post')
+  t.equal(c.audience, undefined)
+  t.same(c.claimNames, { username: undefined, name: undefined, email: undefined })
+  t.equal(c.authzRecheckSeconds, 900)
+  t.same(c.notices, [], 'nothing to say about a clean configuration')
   t.equal(c.port, 3080)
   t.equal(c.shutdownTimeoutSeconds, 8, "below Docker's 10 s stop timeout")
   t.equal(c.headersTimeoutSeconds, 60)
@@ -44,7 +54,29 @@ t.test("the guide's settings with their meaning and defaults", async t => {
   t.equal(h.cookieName, 'entra-gw')
   t.equal(h.secureCookies, false)
   t.equal(h.issuerTenantId, undefined)
-  t.same(loadConfig({ ...base, OPENID_SESSION_SECRET: `${'a'.repeat(32)},${'b'.repeat(32)}` }).sessionSecrets, ['a'.repeat(32), 'b'.repeat(32)])
+})
+
+t.test('OPENID_SESSION_SECRET: one secret of 16 characters or more, commas and all; older ones in _PREVIOUS', async t => {
+  const comma = loadConfig({ ...base, OPENID_SESSION_SECRET: `${'a'.repeat(32)},${'b'.repeat(32)}` })
+  t.same(comma.sessionSecrets, [`${'a'.repeat(32)},${'b'.repeat(32)}`], 'a comma is part of the secret')
+  t.same(comma.notices.map(n => [n.variable, n.level]), [['OPENID_SESSION_SECRET', 'warn']], 'and is said once at start')
+  t.match(comma.notices[0]?.message, /used whole, as one secret .*OPENID_SESSION_SECRET_PREVIOUS/)
+  t.notMatch(comma.notices[0]?.message, 'aaaa', 'no secret in the line')
+
+  const rotated = loadConfig({ ...base, OPENID_SESSION_SECRET: 'n'.repeat(40), OPENID_SESSION_SECRET_PREVIOUS: ` ${'o'.repeat(32)} , ${'p'.repeat(20)}` })
+  t.same(rotated.sessionSecrets, ['n'.repeat(40), 'o'.repeat(32), 'p'.repeat(20)], 'the newest first, then the older ones')
+  t.same(rotated.notices.map(n => n.variable), ['OPENID_SESSION_SECRET_PREVIOUS'], 'a short older one is warned about')
+
+  const short = loadConfig({ ...base, OPENID_SESSION_SECRET: 's'.repeat(20) })
+  t.same(short.sessionSecrets, ['s'.repeat(20)], '20 characters are accepted')
+  t.same(short.notices.map(n => [n.variable, n.level]), [['OPENID_SESSION_SECRET', 'warn']])
+  t.match(short.notices[0]?.message, /^OPENID_SESSION_SECRET is shorter than 32 characters: accepted/)
+  t.same(loadConfig({ ...base, OPENID_SESSION_SECRET: 's'.repeat(16) }).sessionSecrets, ['s'.repeat(16)], '16 is the least')
+  t.same(loadConfig({ ...base, OPENID_SESSION_SECRET: 's'.repeat(32) }).notices, [], '32 and up: nothing to say')
+
+  t.match(problemsOf({ ...base, OPENID_SESSION_SECRET: 's'.repeat(15) }), [/^OPENID_SESSION_SECRET is too short: OPENID_SESSION_SECRET must be at least 16 characters/])
+  t.match(problemsOf({ ...base, OPENID_SESSION_SECRET_PREVIOUS: 'short-old' }), [/^OPENID_SESSION_SECRET_PREVIOUS is too short: each older secret must be at least 16/])
+  t.notMatch(problemsOf({ ...base, OPENID_SESSION_SECRET: 's'.repeat(15) }).join(), 'sss', 'no secret in the line')
 })
 
 t.test('every configuration error is one line naming the variable', async t => {
@@ -57,7 +89,15 @@ t.test('every configuration error is one line naming the variable', async t => {
     [{ OPENID_CLIENT_ID: undefined }, 'OPENID_CLIENT_ID is not set'],
     [{ OPENID_CLIENT_SECRET: '' }, 'OPENID_CLIENT_SECRET is not set'],
     [{ OPENID_SESSION_SECRET: undefined }, 'OPENID_SESSION_SECRET is not set'],
-    [{ OPENID_SESSION_SECRET: 'Any random string' }, 'OPENID_SESSION_SECRET must be at least 32 characters'],
+    [{ OPENID_SESSION_SECRET: 'Any random string' }, "OPENID_SESSION_SECRET still holds the guide's placeholder"],
+    [{ OPENID_SESSION_SECRET: 'short-secret' }, 'OPENID_SESSION_SECRET is too short'],
+    [{ OPENID_MAX_LOGOUT_URL_LENGTH: '0' }, 'OPENID_MAX_LOGOUT_URL_LENGTH must be a whole number from 1'],
+    [{ OPENID_MAX_LOGOUT_URL_LENGTH: '2k' }, 'OPENID_MAX_LOGOUT_URL_LENGTH must be a whole number'],
+    [{ OPENID_CLOCK_TOLERANCE: '5m' }, 'OPENID_CLOCK_TOLERANCE must be a whole number from 0 to 3600'],
+    [{ OPENID_TOKEN_ENDPOINT_AUTH_METHOD: 'private_key_jwt' }, 'OPENID_TOKEN_ENDPOINT_AUTH_METHOD must be client_secret_post or client_secret_basic'],
+    [{ OPENID_TOKEN_ENDPOINT_AUTH_METHOD: 'none' }, 'OPENID_TOKEN_ENDPOINT_AUTH_METHOD=none is not supported'],
+    [{ OPENID_REUSE_TOKENS: 'true', OPENID_REUSE_MAX_SESSION_AGE_MS: 'fifteen minutes' }, 'OPENID_REUSE_MAX_SESSION_AGE_MS must be a number of milliseconds'],
+    [{ OPENID_REUSE_TOKENS: 'true', OPENID_REUSE_MAX_SESSION_AGE_MS: '1000' }, 'OPENID_REUSE_MAX_SESSION_AGE_MS must be from 30000'],
     [{ OPENID_SCOPE: 'profile email' }, 'OPENID_SCOPE must include "openid"'],
     [{ OPENID_CALLBACK_URL: 'oauth/cb' }, 'OPENID_CALLBACK_URL must be a path'],
     [{ SHUTDOWN_TIMEOUT_SECONDS: '8s' }, 'SHUTDOWN_TIMEOUT_SECONDS must be a whole number'],
@@ -217,4 +257,80 @@ t.test('Graph scopes may be separated by commas or spaces, bare or full', async 
   for (const list of ['User.Read,People.Read', 'User.Read People.Read', ' User.Read, https://graph.microsoft.com/People.Read ']) {
     t.same(loadConfig({ ...base, OPENID_GRAPH_SCOPES: list }).graphScopes, want, list)
   }
+})
+
+t.test("LibreChat's other OpenID settings, read as LibreChat reads them", async t => {
+  const c = loadConfig({
+    ...base,
+    OPENID_CLOCK_TOLERANCE: '45',
+    OPENID_MAX_LOGOUT_URL_LENGTH: '8000',
+    OPENID_AUDIENCE: 'api://librechat',
+    OPENID_TOKEN_ENDPOINT_AUTH_METHOD: ' client_secret_basic ',
+    OPENID_USERNAME_CLAIM: 'upn',
+    OPENID_NAME_CLAIM: 'display_name',
+    OPENID_EMAIL_CLAIM: 'mail'
+  })
+  t.equal(c.clockToleranceSeconds, 45, 'seconds')
+  t.equal(c.maxLogoutUrlLength, 8000)
+  t.equal(c.audience, 'api://librechat', 'as written')
+  t.equal(c.tokenEndpointAuthMethod, 'client_secret_basic')
+  t.same(c.claimNames, { username: 'upn', name: 'display_name', email: 'mail' })
+  t.same(c.notices, [])
+  t.equal(loadConfig({ ...base, OPENID_POST_LOGOUT_REDIRECT_URI: 'https://intranet.example.com/bye' }).postLogoutRedirectUri, 'https://intranet.example.com/bye', 'an explicit one wins')
+})
+
+t.test('OPENID_REUSE_MAX_SESSION_AGE_MS: how long tokens are used before a refresh, with OPENID_REUSE_TOKENS', async t => {
+  const used = loadConfig({ ...base, OPENID_REUSE_TOKENS: 'true', OPENID_REUSE_MAX_SESSION_AGE_MS: '1000 * 60 * 5' })
+  t.equal(used.authzRecheckSeconds, 300, "LibreChat's arithmetic form, in milliseconds")
+  t.same(used.notices.map(n => [n.variable, n.level]), [['OPENID_REUSE_MAX_SESSION_AGE_MS', 'info']])
+  t.match(used.notices[0]?.message, /at least every 300 s .*does not lengthen sessions/)
+  t.equal(loadConfig({ ...base, OPENID_REUSE_TOKENS: 'true', OPENID_REUSE_MAX_SESSION_AGE_MS: '(1000 * 60 * 60) * 2' }).authzRecheckSeconds, 7200)
+
+  const noReuse = loadConfig({ ...base, OPENID_REUSE_MAX_SESSION_AGE_MS: '300000' })
+  t.equal(noReuse.authzRecheckSeconds, 900, 'without token reuse it is not used, as in LibreChat')
+  t.match(noReuse.notices[0]?.message, /^OPENID_REUSE_MAX_SESSION_AGE_MS is not used: as in LibreChat it applies only with OPENID_REUSE_TOKENS=true/)
+
+  const own = loadConfig({ ...base, OPENID_REUSE_TOKENS: 'true', OPENID_REUSE_MAX_SESSION_AGE_MS: '300000', AUTHZ_RECHECK_SECONDS: '120' })
+  t.equal(own.authzRecheckSeconds, 120, "the gateway's own setting wins")
+  t.match(own.notices[0]?.message, /^OPENID_REUSE_MAX_SESSION_AGE_MS is not used: AUTHZ_RECHECK_SECONDS \(120 s\) is set/)
+})
+
+t.test('PKCE and the nonce are always on: a false value is accepted and answered with one line', async t => {
+  const c = loadConfig({ ...base, OPENID_USE_PKCE: 'false', OPENID_GENERATE_NONCE: 'false' })
+  t.same(c.notices.map(n => [n.variable, n.level]), [['OPENID_USE_PKCE', 'info'], ['OPENID_GENERATE_NONCE', 'info']])
+  t.match(c.notices[0]?.message, 'always sends PKCE (S256)')
+  t.match(c.notices[1]?.message, 'always sends a nonce')
+  t.same(loadConfig({ ...base, OPENID_USE_PKCE: 'true', OPENID_GENERATE_NONCE: 'TRUE' }).notices, [], 'true: nothing to say')
+})
+
+t.test("LibreChat's OPENID_* settings the gateway does not use are named, one line each", async t => {
+  const c = loadConfig({
+    ...base,
+    OPENID_ADMIN_ROLE: 'Admin',
+    OPENID_ADMIN_ROLE_PARAMETER_PATH: 'roles',
+    OPENID_JWKS_URL_CACHE_ENABLED: 'true',
+    OPENID_ON_BEHALF_FLOW_FOR_USERINFO_REQUIRED: 'true',
+    OPENID_ROLE_SYNC_CLAIM: '', // empty: means nothing, to LibreChat either
+    OPENID_MADE_UP: 'x',
+    ALLOW_SOCIAL_LOGIN: 'true', // the guide names it; LibreChat's alone
+    ALLOW_REGISTRATION: 'false' // LibreChat's too, but no OpenID setting: not the gateway's to list
+  })
+  t.same(c.notices.map(n => n.variable), ['ALLOW_SOCIAL_LOGIN', 'OPENID_ADMIN_ROLE', 'OPENID_ADMIN_ROLE_PARAMETER_PATH', 'OPENID_JWKS_URL_CACHE_ENABLED', 'OPENID_MADE_UP', 'OPENID_ON_BEHALF_FLOW_FOR_USERINFO_REQUIRED'])
+  t.ok(c.notices.every(n => n.level === 'info'))
+  t.match(c.notices[1]?.message, /^OPENID_ADMIN_ROLE is not used by the gateway \(LibreChat still reads it\): LibreChat maps it to its own ADMIN role/)
+  t.match(c.notices[4]?.message, /^OPENID_MADE_UP is not a setting of the gateway/)
+  t.notOk(knownVariables().includes('OPENID_ADMIN_ROLE'), 'not a setting of the gateway')
+})
+
+t.test('a post-logout page behind the gateway that needs a session is warned about', async t => {
+  const login = loadConfig({ ...base, OPENID_POST_LOGOUT_REDIRECT_URI: 'https://chat.example.com/login' })
+  t.same(login.notices.map(n => [n.variable, n.level]), [['OPENID_POST_LOGOUT_REDIRECT_URI', 'warn']], "LibreChat's own default would sign the user back in")
+  t.match(login.notices[0]?.message, 'use https://chat.example.com/oauth2/signed_out (the default), or make /login public in AUTHZ_RULES_FILE')
+  t.same(loadConfig({ ...base, OPENID_POST_LOGOUT_REDIRECT_URI: 'https://chat.example.com/oauth2/signed_out' }).notices, [], 'the signed-out page')
+  t.same(loadConfig({ ...base, OPENID_POST_LOGOUT_REDIRECT_URI: 'https://intranet.example.com/' }).notices, [], 'another site')
+  const dir = await mkdtemp(join(tmpdir(), 'rules-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const file = join(dir, 'authz.yaml')
+  await writeFile(file, 'public:\n  - /bye\n')
+  t.same(loadConfig({ ...base, OPENID_POST_LOGOUT_REDIRECT_URI: 'https://chat.example.com/bye', AUTHZ_RULES_FILE: file }).notices, [], 'a public path')
 })
