@@ -39,6 +39,7 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     const proc = await startDemo(t, p)
     const origin = await listeningOrigin(proc)
     t.equal(new URL(origin).port, p.PORT, 'the gateway listens on PORT')
+    await proc.waitForText('stops everything')
     t.match(proc.output(), `Upstream     http://127.0.0.1:${p.DEMO_UPSTREAM_PORT} (the demo upstream`, 'the banner names the upstream actually used')
     for (const port of Object.values(p)) t.ok(await listening(Number(port)), `port ${port} is served`)
 

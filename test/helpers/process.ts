@@ -24,6 +24,8 @@ export interface Proc {
   exited: Promise<Exit>
   /** The first log line `match` accepts; rejects, with the output, if the process exits first. */
   waitForLog: (what: string, match: (line: Record<string, unknown>) => boolean) => Promise<Record<string, unknown>>
+  /** Resolves once stdout and stderr hold `text`; rejects, with the output, if the process exits first. */
+  waitForText: (text: string) => Promise<void>
   /** An Error naming the process's state, with its output attached. */
   failure: (message: string) => Error
   /** SIGKILL unless it has exited; resolves once it has. */
@@ -60,7 +62,10 @@ export function startProcess (command: string[], opts: ProcessOptions): Proc {
     }
     for (const w of waiters) w()
   })
-  child.stderr?.on('data', (d: Buffer) => { output += d.toString() })
+  child.stderr?.on('data', (d: Buffer) => {
+    output += d.toString()
+    for (const w of waiters) w()
+  })
   let exit: Exit | undefined
   const exited = new Promise<Exit>(resolve => {
     // 'close', not 'exit': by then all of its output has been read.
@@ -90,12 +95,22 @@ export function startProcess (command: string[], opts: ProcessOptions): Proc {
       waiters.add(check)
       check()
     })
+  const waitForText = async (text: string): Promise<void> =>
+    await new Promise((resolve, reject) => {
+      const check = (): void => {
+        if (output.includes(text)) { waiters.delete(check); resolve(); return }
+        if (exit !== undefined) { waiters.delete(check); reject(failure(`no output ${JSON.stringify(text)}`)) }
+      }
+      waiters.add(check)
+      check()
+    })
   return {
     child,
     output: () => output,
     logs: () => logs,
     exited,
     waitForLog,
+    waitForText,
     failure,
     kill: async () => {
       if (exit === undefined) child.kill('SIGKILL')
