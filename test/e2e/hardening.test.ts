@@ -264,7 +264,7 @@ t.test('the IdP down during the callback: 503 idp_unavailable, and the sign-in c
   t.notOk(stack.logs.some(l => l.event === 'sign_in_failed' && l.reason === 'token_invalid'), 'never as an invalid token')
   stack.idp.setDown(false)
   browser.stopBefore = undefined
-  const retry = /href="([^"]*sign_in[^"]*)"/.exec(page)?.[1]?.replaceAll('&amp;', '&') ?? ''
+  const retry = /href="([^"]*)"[^>]*>Try signing in again/.exec(page)?.[1]?.replaceAll('&amp;', '&') ?? ''
   const again = await browser.follow(new URL(retry, stack.url).href)
   t.equal(again.response.status, 200, 'trying again signs in')
   t.equal(again.chain.at(-1), `${stack.url}/c/new`, 'and returns to the page the user wanted')
