@@ -3,7 +3,7 @@
 // gateway in front of it at http://localhost:3080. Nothing here is used in production.
 import { buildApp } from '../src/app.js'
 import { loadConfig, ConfigError } from '../src/config.js'
-import { startIdp, DEMO_USERS } from '../dev/idp.js'
+import { startIdp, DEMO_USERS, UNASSIGNED_USER } from '../dev/idp.js'
 import { DEV_CLIENT_ID } from '../dev/client-id.js'
 import { startUpstream } from '../dev/upstream.js'
 
@@ -33,7 +33,7 @@ async function main (): Promise<void> {
     host: 'localhost',
     port: IDP_PORT,
     clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [`${origin}/oauth/openid/callback`], post_logout_redirect_uris: [`${origin}/`, `${origin}/oauth2/signed_out`] }],
-    users: DEMO_USERS
+    users: [...DEMO_USERS, UNASSIGNED_USER]
   }))
   const upstream = await onPort('demo upstream', 'DEMO_UPSTREAM_PORT', UPSTREAM_PORT, async () => await startUpstream({ host: '127.0.0.1', port: UPSTREAM_PORT, sse: DEMO_SSE, gatewayUrl: origin }))
 
@@ -70,6 +70,7 @@ async function main (): Promise<void> {
 
   Sign in as  alice / alice   allowed: has the app role ChatUser; the upstream page shows her identity
               bob   / bob     refused: signed in, but lacks the role ChatUser
+              carol / carol   refused by the IdP: not assigned to the app (AADSTS50105, explained)
   Sign out at ${origin}/oauth2/sign_out
   Ctrl-C (or SIGTERM) stops everything.
 \n`)

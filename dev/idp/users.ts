@@ -23,6 +23,17 @@ export const DEMO_USERS: IdpUser[] = deepFreeze([
   },
 ])
 
+/** A user of the tenant who is not assigned to the app: Entra refuses her with AADSTS50105. */
+export const UNASSIGNED_USER: IdpUser = deepFreeze({
+  username: 'carol',
+  password: 'carol',
+  oid: '0c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f',
+  name: 'Carol Unassigned',
+  email: 'carol@contoso.example',
+  preferredUsername: 'carol@contoso.example',
+  assigned: false
+})
+
 /** The user whose object id (the oidc-provider accountId) is `oid`. */
 export function findUserByOid (users: Map<string, IdpUser>, oid: unknown): IdpUser | undefined {
   for (const user of users.values()) if (user.oid === oid) return user

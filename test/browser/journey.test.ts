@@ -11,7 +11,7 @@ import type { Page } from 'playwright-core'
 import { startStack } from '../helpers/stack.js'
 import { launchChromium, screenshot } from '../helpers/chromium.js'
 import { DEMO_USERS } from '../../dev/idp.js'
-import type { IdpUser } from '../../dev/idp/types.js'
+import { UNASSIGNED_USER } from '../../dev/idp/users.js'
 
 const VARIANTS = [
   { suffix: 'desktop', width: 1280, height: 800, colorScheme: 'light' },
@@ -36,15 +36,7 @@ async function look (t: Test, page: Page, name: string): Promise<void> {
   await page.setViewportSize({ width: 1280, height: 800 })
 }
 
-const carol: IdpUser = {
-  username: 'carol',
-  password: 'carol',
-  oid: '0c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f',
-  name: 'Carol Unassigned',
-  email: 'carol@contoso.example',
-  preferredUsername: 'carol@contoso.example',
-  assigned: false
-}
+const carol = UNASSIGNED_USER
 
 const WAIT_MS = 15_000
 

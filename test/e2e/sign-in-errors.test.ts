@@ -5,18 +5,10 @@ import t from 'tap'
 import { Browser, signIn } from '../helpers/browser.js'
 import { startStack } from '../helpers/stack.js'
 import { DEMO_USERS } from '../../dev/idp.js'
-import type { IdpUser } from '../../dev/idp/types.js'
+import { UNASSIGNED_USER } from '../../dev/idp/users.js'
 import { explainEntraError } from '../../src/oidc/entra-errors.js'
 
-const carol: IdpUser = {
-  username: 'carol',
-  password: 'carol',
-  oid: '0c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f',
-  name: 'Carol Unassigned',
-  email: 'carol@contoso.example',
-  preferredUsername: 'carol@contoso.example',
-  assigned: false
-}
+const carol = UNASSIGNED_USER
 
 const text = (html: string): string => html.replace(/<[^>]+>/g, ' ').replace(/&#39;/g, "'").replace(/\s+/g, ' ')
 
