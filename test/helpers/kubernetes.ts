@@ -4,6 +4,8 @@
 // throw on anything else rather than guess. Checked by hand against `kubectl kustomize`
 // (kustomize v5.5.0) on the base and the overlays.
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import ts from 'typescript'
 import path from 'node:path'
 import { parse as parseYaml, parseAllDocuments, stringify as toYamlText } from 'yaml'
 
@@ -63,7 +65,7 @@ function buildKustomization (dir: string, kind: 'Kustomization' | 'Component', i
   let objects = [...inherited]
   for (const entry of listOf(k, 'resources', dir)) {
     if (typeof entry !== 'string' || /^[a-z]+:\/\//i.test(entry)) throw new Error(`${dir}: resource ${String(entry)}: only local files and directories are supported`)
-    const p = path.join(dir, entry)
+    const p = path.resolve(dir, entry)
     const found = statSync(p).isDirectory() ? buildKustomization(p, 'Kustomization', []) : loadDocs(p)
     for (const o of found) {
       if (objects.some(x => sameObject(x, o))) throw new Error(`${dir}: ${o.kind}/${o.metadata.name} is defined twice`)
@@ -123,7 +125,7 @@ function sameObject (a: K8sObject, b: K8sObject): boolean {
 
 /** The containers of a workload's pod template (mutable). */
 export function podContainers (o: K8sObject): Plain[] {
-  const spec = (o.spec as Plain | undefined)
+  const spec = o.spec as Plain | undefined
   const podSpec = o.kind === 'Pod' ? spec : ((spec?.template as Plain | undefined)?.spec as Plain | undefined)
   if (podSpec === undefined) return []
   return [...(podSpec.initContainers as Plain[] | undefined) ?? [], ...(podSpec.containers as Plain[] | undefined) ?? []]
@@ -269,9 +271,9 @@ function renderNodes (nodes: Node[], scope: Scope, defines: Map<string, Node[]>,
   let out = ''
   for (const n of nodes) {
     if (n.t === 'text') out += n.s
-    else if (n.t === 'define') continue
-    else if (n.t === 'if') { if (truthy(evalPipeline(n.cond, scope, defines, file))) out += renderNodes(n.body, scope, defines, file) }
-    else out += printValue(evalPipeline(n.src, scope, defines, file), file, n.src)
+    else if (n.t === 'expr') out += printValue(evalPipeline(n.src, scope, defines, file), file, n.src)
+    else if (n.t === 'if' && truthy(evalPipeline(n.cond, scope, defines, file))) out += renderNodes(n.body, scope, defines, file)
+    // A define renders only through include.
   }
   return out
 }
@@ -339,4 +341,57 @@ function evalPipeline (src: string, scope: Scope, defines: Map<string, Node[]>, 
     }
   })
   return value
+}
+
+// ---------------------------------------------------------------------------------------------
+// Strict fields: kubernetes-models' schemas accept any unknown field (a misspelt
+// `readinesProbe` validates), where `kubectl apply` (strict field validation) refuses it. The
+// fields each kind has are read from kubernetes-models' type declarations.
+// ---------------------------------------------------------------------------------------------
+
+let kindTypes: { checker: ts.TypeChecker, kinds: ts.Type, node: ts.Node } | undefined
+
+function loadKindTypes (): NonNullable<typeof kindTypes> {
+  if (kindTypes !== undefined) return kindTypes
+  const file = path.join(path.dirname(fileURLToPath(import.meta.url)), 'kubernetes-models.ts')
+  const program = ts.createProgram([file], { module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, target: ts.ScriptTarget.ES2022, strict: true, noEmit: true, skipLibCheck: true })
+  const checker = program.getTypeChecker()
+  const source = program.getSourceFile(file)
+  if (source === undefined) throw new Error(`cannot read ${file}`)
+  const decl = source.statements.find((s): s is ts.InterfaceDeclaration => ts.isInterfaceDeclaration(s) && s.name.text === 'Kinds')
+  if (decl === undefined) throw new Error(`${file}: no interface Kinds`)
+  kindTypes = { checker, kinds: checker.getTypeAtLocation(decl), node: decl }
+  return kindTypes
+}
+
+/** The paths of fields that the object's kind does not have (empty: every field is known). */
+export function unknownFields (o: K8sObject): string[] {
+  const { checker, kinds, node } = loadKindTypes()
+  const kindProp = kinds.getProperty(`${o.apiVersion}/${o.kind}`)
+  if (kindProp === undefined) throw new Error(`${o.apiVersion} ${o.kind}: not in test/helpers/kubernetes-models.ts`)
+  const found: string[] = []
+  const walk = (value: unknown, type: ts.Type, at: string): void => {
+    let t = checker.getNonNullableType(type)
+    if (t.isUnion()) {
+      // IntOrString and the like: only the object-shaped member has fields.
+      const objects = t.types.filter(m => (m.flags & ts.TypeFlags.Object) !== 0)
+      if (objects.length !== 1) return
+      t = objects[0] as ts.Type
+    }
+    if (Array.isArray(value)) {
+      if (!checker.isArrayType(t)) { found.push(`${at} (a list where the schema has none)`); return }
+      const item = checker.getTypeArguments(t as ts.TypeReference)[0]
+      if (item !== undefined) value.forEach((v, i) => walk(v, item, `${at}[${i}]`))
+      return
+    }
+    if (!isPlain(value) || (t.flags & ts.TypeFlags.Object) === 0) return
+    for (const [key, v] of Object.entries(value)) {
+      const prop = t.getProperty(key)
+      const next = prop !== undefined ? checker.getTypeOfSymbolAtLocation(prop, node) : t.getStringIndexType()
+      if (next === undefined) found.push(`${at}.${key}`)
+      else walk(v, next, `${at}.${key}`)
+    }
+  }
+  walk(o, checker.getTypeOfSymbolAtLocation(kindProp, node), `${o.kind}/${o.metadata.name}`)
+  return found
 }
