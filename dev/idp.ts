@@ -15,6 +15,9 @@
  * - one access token per resource: scopes named by URL (`https://graph.microsoft.com/User.Read`)
  *   get an access token for THAT resource, at sign-in and on refresh (the rules are in
  *   idp/token-endpoint.ts);
+ * - client credentials besides the secret, checked as Entra checks them (idp/client-assertion.ts):
+ *   certificates found by thumbprint (`x5t#S256`/`x5t`, AADSTS700027 when not registered) and
+ *   federated credentials (issuer, subject, audience; AADSTS70021 when none matches);
  * - `login_hint` claim in ID tokens (an opaque value, usable as `logout_hint`);
  * - no consent screen: an app with admin consent never shows one.
  *
@@ -30,6 +33,7 @@
  * - idp/types.ts: the public types; idp/users.ts: DEMO_USERS and user look-ups;
  * - idp/claims.ts: the Entra-shaped claims and which scope releases which;
  * - idp/respond.ts: responses and page chrome; idp/storage.ts: the in-memory adapter;
+ * - idp/client-assertion.ts: certificate and federated client assertions, checked as Entra does;
  * - idp/token-endpoint.ts: per-resource access tokens, counters, latency, holds, revocation;
  * - idp/interactions.ts: login, consent, sign-out and error pages; idp/userinfo.ts: userinfo;
  * - idp/provider.ts: startIdp (configuration, keys, tenant mount, routing).
@@ -39,6 +43,7 @@ export { DEMO_USERS, UNASSIGNED_USER } from './idp/users.js'
 export { MAX_TOKEN_DELAY_MS } from './idp/token-endpoint.js'
 export type { Idp, IdpClient, IdpUser, StartIdpOptions, TokenHold, TokenRequestCounts } from './idp/types.js'
 export type { InteractionDetails, Provider } from './idp/oidc.js'
+export { ENTRA_FEDERATION_AUDIENCE, type FederatedCredential } from './idp/client-assertion.js'
 
 /*
  * Known differences from Entra ID (deliberate or inherited from oidc-provider):

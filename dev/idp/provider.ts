@@ -14,6 +14,7 @@ import { InvalidTarget, OidcProvider, Prompt, basePolicy, type Grant, type OidcC
 import { page, sendHtml, sendJson } from './respond.js'
 import { createMemoryStorage } from './storage.js'
 import { makeTokenEndpoint } from './token-endpoint.js'
+import { parseCertificates, type ClientCredentials } from './client-assertion.js'
 import type { Idp, IdpClient, IdpUser, StartIdpOptions } from './types.js'
 import { findUserByLogin as findByLogin, findUserByOid as findByOid } from './users.js'
 import { makeUserinfoHandler } from './userinfo.js'
@@ -46,6 +47,17 @@ export async function startIdp (opts: StartIdpOptions): Promise<Idp> {
   signingJwk.use = 'sig'
 
   const apiResource = (clientId: string): string => `api://${clientId}`
+  // The credentials of each app registration besides its secret (certificates, federated ones).
+  const credentials = new Map<string, ClientCredentials & { secret: string }>(opts.clients.map((c) => [c.client_id, {
+    secret: c.client_secret,
+    certificates: parseCertificates(c.certificates ?? []),
+    federated: structuredClone(c.federatedCredentials ?? []),
+  }]))
+  const credentialsOf = (clientId: string): ClientCredentials & { secret: string } => {
+    const found = credentials.get(clientId)
+    if (!found) throw new Error(`no client ${JSON.stringify(clientId)}`)
+    return found
+  }
 
   const provider: Provider = new OidcProvider(issuer, {
     clients: opts.clients.map((c) => clientMetadata(c)),
@@ -182,6 +194,8 @@ export async function startIdp (opts: StartIdpOptions): Promise<Idp> {
       // Entra's userinfo lives outside the issuer path too (graph.microsoft.com/oidc/userinfo).
       // Same origin as the other endpoints (which follow the request's Host header).
       body.userinfo_endpoint = new URL('/oidc/userinfo', String(body.token_endpoint)).href
+      // Entra's list: the secret either way, or a client assertion (certificate or federated token).
+      body.token_endpoint_auth_methods_supported = ['client_secret_post', 'private_key_jwt', 'client_secret_basic']
       body.tenant_region_scope = 'EU'
       body.cloud_instance_name = 'microsoftonline.com'
     }
@@ -200,6 +214,7 @@ export async function startIdp (opts: StartIdpOptions): Promise<Idp> {
     keepRotatedRefreshTokens: opts.refreshTokenReuse === 'allow',
     findUserByOid,
     isDown: () => down,
+    clientCredentials: (clientId) => credentials.get(clientId),
   })
   provider.use(tokenEndpoint.middleware)
   provider.on('authorization_code.saved', (code) => tokenEndpoint.onCodeSaved(code as { jti?: string }))
@@ -267,6 +282,12 @@ export async function startIdp (opts: StartIdpOptions): Promise<Idp> {
     },
     tokenRequests: tokenEndpoint.counts,
     tokenAuthMethods: tokenEndpoint.authMethods,
+    addClientCertificate (clientId: string, certificatePem: string) {
+      credentialsOf(clientId).certificates.push(...parseCertificates([certificatePem]))
+    },
+    addFederatedCredential (clientId, credential) {
+      credentialsOf(clientId).federated.push(structuredClone(credential))
+    },
     async signJwt (claims: Record<string, unknown>) {
       return await new SignJWT(claims).setProtectedHeader({ alg: 'RS256', kid: signingJwk.kid, typ: 'JWT' }).sign(privateKey)
     },

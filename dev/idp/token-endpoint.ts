@@ -41,6 +41,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { SignJWT } from 'jose'
 import { readBodyBuffer } from '../http.js'
 import { pairwiseSub } from './claims.js'
+import { JWT_BEARER, makeAssertionVerifier, type ClientCredentials } from './client-assertion.js'
 import { OidcProvider, type ProviderContext } from './oidc.js'
 import { describeError, sendJson } from './respond.js'
 import type { IdpUser, TokenHold, TokenRequestCounts } from './types.js'
@@ -106,14 +107,14 @@ function resourceScopeProblem (requested: ResourceScope[], scope: string): strin
 }
 
 /** Entra's error body (`error_codes`, trace ids, and the same details in error_description). */
-function entraError (error: string, code: number, description: string): Record<string, unknown> {
+function entraError (error: string, code: number | undefined, description: string): Record<string, unknown> {
   const traceId = randomUUID()
   const correlationId = randomUUID()
   const timestamp = new Date().toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z')
   return {
     error,
     error_description: `${description}\r\nTrace ID: ${traceId}\r\nCorrelation ID: ${correlationId}\r\nTimestamp: ${timestamp}`,
-    error_codes: [code],
+    error_codes: code === undefined ? [] : [code],
     timestamp,
     trace_id: traceId,
     correlation_id: correlationId,
@@ -155,7 +156,10 @@ export function makeTokenEndpoint (deps: {
   keepRotatedRefreshTokens: boolean;
   findUserByOid: (oid: unknown) => IdpUser | undefined;
   isDown: () => boolean;
+  /** A client's registered secret, certificates and federated credentials. */
+  clientCredentials: (clientId: string) => (ClientCredentials & { secret: string }) | undefined;
 }): TokenEndpoint {
+  const verifyAssertion = makeAssertionVerifier({ tokenEndpoint: `${deps.issuer}/token`, clockToleranceSeconds: 60 })
   const counts: TokenRequestCounts = { authorization_code: 0, refresh_token: 0 }
   const authMethods: Record<string, number> = {}
   let delayMs = 0
@@ -256,9 +260,11 @@ export function makeTokenEndpoint (deps: {
         : undefined
       const grantType = form?.get('grant_type') ?? ''
       if (grantType) counts[grantType] = (counts[grantType] ?? 0) + 1
-      // How the client authenticated, as oidc-provider tells them apart: both are accepted (as by Entra).
-      const method = /^basic /i.test(req.headers.authorization ?? '') ? 'client_secret_basic' : form?.has('client_secret') === true ? 'client_secret_post' : 'none'
-      authMethods[method] = (authMethods[method] ?? 0) + 1
+      // How the client authenticated, as oidc-provider tells them apart: both are accepted (as by
+      // Entra). A client assertion is counted once checked: private_key_jwt or federated.
+      const assertion = form?.get('client_assertion_type') === JWT_BEARER ? form.get('client_assertion') ?? '' : undefined
+      const method = /^basic /i.test(req.headers.authorization ?? '') ? 'client_secret_basic' : form?.has('client_secret') === true ? 'client_secret_post' : assertion !== undefined ? undefined : 'none'
+      if (method !== undefined) authMethods[method] = (authMethods[method] ?? 0) + 1
       if (deps.isDown()) {
         sendJson(res, 503, { error: 'temporarily_unavailable', error_description: 'The identity provider is down (simulated).' }, { 'Retry-After': '1' })
         return
@@ -277,6 +283,24 @@ export function makeTokenEndpoint (deps: {
 
       const info: TokenRequestInfo = { grantType }
       let forward = body
+      if (form && assertion !== undefined) {
+        // Checked here as Entra does (client-assertion.ts); what passes reaches oidc-provider as
+        // the client's secret, so its protocol handling stays as for every other client.
+        const clientId = form.get('client_id') ?? ''
+        const registered = deps.clientCredentials(clientId)
+        const checked = await verifyAssertion(clientId, assertion, registered)
+        if (!checked.ok || registered === undefined) {
+          authMethods.refused_assertion = (authMethods.refused_assertion ?? 0) + 1
+          if (!checked.ok) sendJson(res, checked.status, entraError(checked.error, checked.code, checked.description))
+          else sendJson(res, 401, entraError('invalid_client', 700016, `AADSTS700016: Application with identifier '${clientId}' was not found in the directory.`))
+          return
+        }
+        authMethods[checked.method] = (authMethods[checked.method] ?? 0) + 1
+        form.delete('client_assertion')
+        form.delete('client_assertion_type')
+        form.set('client_secret', registered.secret)
+        forward = Buffer.from(form.toString())
+      }
       if (form && (grantType === 'authorization_code' || grantType === 'refresh_token')) {
         const scope = form.get('scope') ?? ''
         const requested = resourceScopesOf(scope)

@@ -1,4 +1,5 @@
 /** The public types of the dev IdP (re-exported by dev/idp.ts). */
+import type { FederatedCredential } from './client-assertion.js'
 import type { Provider } from './oidc.js'
 
 export interface IdpUser {
@@ -28,6 +29,10 @@ export interface IdpClient {
   client_secret: string;
   redirect_uris: string[];
   post_logout_redirect_uris?: string[];
+  /** Certificates uploaded to the app registration (PEM): client assertions signed by their keys are accepted. */
+  certificates?: string[];
+  /** Federated identity credentials: tokens of a trusted issuer for this subject are accepted as client assertions. */
+  federatedCredentials?: FederatedCredential[];
 }
 
 export interface StartIdpOptions {
@@ -86,8 +91,10 @@ export interface Idp {
   tokenRequests: TokenRequestCounts;
   /**
    * Token-endpoint requests per client authentication method used: `client_secret_basic`
-   * (Authorization: Basic), `client_secret_post` (client_secret in the form) or `none`. Both
-   * secret methods are accepted for every client, as Entra accepts both.
+   * (Authorization: Basic), `client_secret_post` (client_secret in the form), `private_key_jwt`
+   * (a certificate's client assertion), `federated` (a federated token as client assertion),
+   * `refused_assertion` or `none`. Both secret methods are accepted for every client, as Entra
+   * accepts both.
    */
   tokenAuthMethods: Record<string, number>;
   /**
@@ -113,6 +120,10 @@ export interface Idp {
    * IdP cannot be made to (another tenant, long expired, another audience) in tests.
    */
   signJwt(claims: Record<string, unknown>): Promise<string>;
+  /** Uploads a certificate (PEM) to a client's app registration, as in Certificates & secrets. */
+  addClientCertificate(clientId: string, certificatePem: string): void;
+  /** Adds a federated identity credential to a client's app registration. */
+  addFederatedCredential(clientId: string, credential: FederatedCredential): void;
   /** Closes the server and every open connection. */
   close(): Promise<void>;
 }

@@ -31,7 +31,7 @@ async function discoveryPlugin (app: FastifyInstance, opts: { config: GatewayCon
 
   const load = async (): Promise<Configuration> => {
     if (loaded !== undefined) return loaded
-    inflight ??= discover(opts.config, app.egress.fetch).then(
+    inflight ??= discover(opts.config, app.egress.fetch, (level, event, fields) => { app.log[level]({ event, ...fields }, event.replaceAll('_', ' ')) }).then(
       (c) => {
         loaded = c
         lastError = undefined

@@ -50,17 +50,19 @@ const SIGN_IN_REASONS: Record<string, string> = {
   token_stale: 'The sign-in response was too old to accept.',
   token_future: "The sign-in response was dated in the future; the server's clock may be wrong.",
   tenant_not_allowed: 'Your account belongs to an organization that may not use this application.',
-  userinfo_failed: 'Your account details could not be read from the identity provider.'
+  userinfo_failed: 'Your account details could not be read from the identity provider.',
+  client_credential: "This application's own credentials could not be read, so no one can sign in right now."
 }
 
 /** Failures that another attempt cannot mend. */
-const NO_RETRY = new Set(['tenant_not_allowed', 'token_future'])
+const NO_RETRY = new Set(['tenant_not_allowed', 'token_future', 'client_credential'])
 
 /** What the administrator can do, where the reason says it. */
 const ADMIN_HINTS: Record<string, string> = {
   token_future: "Set the gateway host's clock right (NTP); OPENID_CLOCK_TOLERANCE allows a few seconds.",
   tenant_not_allowed: "Add the account's tenant to OPENID_ALLOWED_TENANTS if it may use this application.",
-  idp_unavailable: 'The gateway cannot reach the identity provider: check its network path (egress proxy, DNS, firewall).'
+  idp_unavailable: 'The gateway cannot reach the identity provider: check its network path (egress proxy, DNS, firewall).',
+  client_credential: "The gateway's certificate or federated token file could not be read: the log line sign_in_failed names the file; `npm run doctor` checks it."
 }
 
 async function signInPlugin (app: FastifyInstance, opts: { config: GatewayConfig }): Promise<void> {

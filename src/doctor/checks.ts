@@ -6,6 +6,7 @@ import {
   DEFAULT_CALLBACK, DEFAULT_CLOCK_TOLERANCE_SECONDS, EnvReader, GUID, isLoopbackHost, joinSections, knownVariables, noticesOf, parseSections,
   parseTokens, problemsOf, SIGNED_OUT_PATH, type ConfigSections, type EgressSettings, type GatewayConfig, type Notice
 } from '../config.js'
+import { CertificateFileError, FederatedTokenError, loadCertificateFile, readFederatedToken, type ClientCredentialSettings } from '../config/client-credential.js'
 import { egressRoute, showProxy, type EgressFetch } from '../egress/egress.js'
 import { IDENTITY_HEADERS } from '../proxy/headers.js'
 import { error, ok, redactUrl, warn, type Finding } from './findings.js'
@@ -46,6 +47,10 @@ export interface DoctorSettings {
   graphApiUrl: string
   /** OPENID_IMAGE_URL, when the pages fetch it (no GATEWAY_LOGO_FILE). */
   imageUrl: string | undefined
+  /** The client's credential besides a secret (a certificate, a federated token file). */
+  clientCredential: ClientCredentialSettings
+  /** Variables the configuration refused (their own findings say why). */
+  refused: ReadonlySet<string>
 }
 
 const given = (v: string): string | undefined => v === '' ? undefined : v
@@ -72,8 +77,78 @@ export function settingsFrom (sections: ConfigSections): DoctorSettings {
     scope: idp.scope.split(' ').filter(Boolean),
     egress: sections.egress.values.egress,
     graphApiUrl: sections.tokens.values.graphApiUrl,
-    imageUrl: sections.pages.values.logoFile === undefined ? sections.pages.values.imageUrl : undefined
+    imageUrl: sections.pages.values.logoFile === undefined ? sections.pages.values.imageUrl : undefined,
+    clientCredential: idp.clientCredential,
+    refused
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The client's credential: a certificate, or a federated token file
+// ---------------------------------------------------------------------------------------------
+
+/** A certificate this close to its end is worth a warning (Entra refuses it once expired). */
+export const CERTIFICATE_WARN_DAYS = 30
+
+/**
+ * The certificate: the file and key (a problem there is already a finding of its own), the
+ * thumbprints the gateway sends, to compare with the portal's, and the expiry. The federated
+ * token: readable, a JWT, not expired, and what the federated credential must match.
+ */
+export function checkClientCredential (settings: Pick<DoctorSettings, 'clientCredential' | 'refused'>, now: Date = new Date()): Finding[] {
+  const c = settings.clientCredential
+  if (c.kind === 'certificate') {
+    let loaded
+    try {
+      loaded = loadCertificateFile(c)
+    } catch (err) {
+      // The same reading as at start: the variables' findings already say what is wrong.
+      if (err instanceof CertificateFileError) return settings.refused.has(err.variable) ? [] : [problemFinding(err.message)]
+      throw err
+    }
+    const bits = loaded.key.asymmetricKeyDetails?.modulusLength
+    const days = Math.floor((loaded.notAfter.getTime() - now.getTime()) / 86_400_000)
+    const until = loaded.notAfter.toISOString().slice(0, 10)
+    const findings = [
+      ok(`${c.variable}: ${c.path} holds the certificate ${loaded.certificate.subject.replace(/\n/g, ', ')} and its RSA${bits !== undefined ? ` ${bits}-bit` : ''} private key`, 'the gateway signs its client assertions with it (PS256)'),
+      ok(`the certificate's thumbprint is ${loaded.sha1Hex} (SHA-1); assertions carry x5t#S256 ${loaded.x5tS256}`,
+        'compare the SHA-1 with the Thumbprint column under App registrations → Certificates & secrets → Certificates; not listed there: upload the certificate (AADSTS700027 otherwise)')
+    ]
+    // Expired is refused at start too: then the variables' findings already carry the error.
+    if (days < 0 && settings.refused.has(c.variable)) return findings
+    if (days < 0) findings.push(error(`the certificate expired on ${until}`, 'make a new certificate, upload it to the app registration, and put it in the file (the gateway reads it again without a restart)'))
+    else if (days < CERTIFICATE_WARN_DAYS) findings.push(warn(`the certificate expires on ${until}, in ${days} day${days === 1 ? '' : 's'}`, 'upload its successor to the app registration now, then replace the file (the gateway reads it again without a restart)'))
+    else findings.push(ok(`the certificate is valid until ${until}`, 'renew it before then'))
+    return findings
+  }
+  if (c.kind === 'federated') {
+    if (settings.refused.has('AZURE_FEDERATED_TOKEN_FILE')) return []
+    let token: string
+    try {
+      token = readFederatedToken(c.tokenFile)
+    } catch (err) {
+      if (err instanceof FederatedTokenError) return [problemFinding(err.message)]
+      throw err
+    }
+    let claims: Record<string, unknown>
+    try {
+      claims = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as Record<string, unknown>
+    } catch {
+      return [error(`AZURE_FEDERATED_TOKEN_FILE: ${c.tokenFile} does not hold a JWT`, 'it must hold the token the platform issues for the workload (on AKS, the projected service account token)')]
+    }
+    const aud = Array.isArray(claims.aud) ? claims.aud.map(String) : [String(claims.aud)]
+    const findings = [ok(`AZURE_FEDERATED_TOKEN_FILE holds a token of issuer ${String(claims.iss)}, subject ${String(claims.sub)}`,
+      'the app registration needs a federated credential (Certificates & secrets → Federated credentials) with exactly this issuer and subject (AADSTS70021 otherwise)')]
+    if (!aud.includes('api://AzureADTokenExchange')) findings.push(warn(`the federated token's audience is ${aud.join(', ')}, not api://AzureADTokenExchange`, 'Entra expects api://AzureADTokenExchange: set it as the projected token\'s audience, or the federated credential\'s audience to this one'))
+    const exp = typeof claims.exp === 'number' ? claims.exp : undefined
+    if (exp === undefined || exp * 1000 <= now.getTime()) {
+      findings.push(error(`the federated token ${exp === undefined ? 'has no expiry' : `expired at ${new Date(exp * 1000).toISOString()}`}`, 'the platform must keep the file fresh: on AKS, the workload identity webhook\'s projected token is renewed by the kubelet; check the pod\'s volume projection'))
+    } else {
+      findings.push(ok(`the federated token is valid until ${new Date(exp * 1000).toISOString()}`, 'the gateway reads the file again before each token request, so the platform\'s renewals are picked up'))
+    }
+    return findings
+  }
+  return []
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -85,6 +85,18 @@ const CODES = new Map<number, Entry>([
     retry: false,
     otherAccount: false
   }],
+  [700027, {
+    user: 'The sign-in service refused this application\'s own credentials, so no one can sign in right now.',
+    admin: 'The certificate the gateway signs with (OPENID_CLIENT_CERTIFICATE_PATH) is not registered on the app registration: upload it under App registrations → Certificates & secrets → Certificates, and compare its Thumbprint with the one `npm run doctor` prints.',
+    retry: false,
+    otherAccount: false
+  }],
+  [70021, {
+    user: 'The sign-in service refused this application\'s own credentials, so no one can sign in right now.',
+    admin: 'No federated credential of the app registration matches the token in AZURE_FEDERATED_TOKEN_FILE: add one under App registrations → Certificates & secrets → Federated credentials with the token\'s issuer and subject (on AKS: the cluster\'s OIDC issuer URL and system:serviceaccount:<namespace>:<name>) and audience api://AzureADTokenExchange.',
+    retry: false,
+    otherAccount: false
+  }],
   [90015, {
     user: 'The sign-in request was too long for the sign-in service.',
     admin: 'A request to Entra passed its URL length limit: report it with the request id (fewer scopes or a shorter return path help).',

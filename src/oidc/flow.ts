@@ -5,6 +5,7 @@ import * as client from 'openid-client'
 import type { GatewayConfig } from '../config.js'
 import { isLoopbackHost } from '../config.js'
 import type { Claims } from '../principal/claims.js'
+import { clientAuthentication, credentialFailure, type CredentialEvent } from './client-auth.js'
 
 /** An ID token issued longer ago than this is refused even if not yet expired. */
 export const MAX_ID_TOKEN_AGE_SECONDS = 600
@@ -14,18 +15,18 @@ export const LOGIN_TRANSACTION_SECONDS = 600
  * `fetch` carries every request of this configuration (discovery, JWKS, token, UserInfo):
  * the egress fetch, which knows the outbound proxy.
  */
-export async function discover (config: GatewayConfig, fetch: client.CustomFetch): Promise<client.Configuration> {
+export async function discover (config: GatewayConfig, fetch: client.CustomFetch, onCredentialEvent?: CredentialEvent): Promise<client.Configuration> {
   const issuer = new URL(config.issuer)
   const insecure = issuer.protocol === 'http:' && isLoopbackHost(issuer.hostname)
   const metadata: Partial<client.ClientMetadata> = {
-    client_secret: config.clientSecret,
+    ...(config.clientCredential.kind === 'secret' ? { client_secret: config.clientSecret } : {}),
     // Pin the algorithm Entra signs with, so a token signed otherwise is refused.
     id_token_signed_response_alg: 'RS256',
     // OPENID_CLOCK_TOLERANCE, in seconds, as LibreChat reads it.
     [client.clockTolerance]: config.clockToleranceSeconds
   }
-  // OPENID_TOKEN_ENDPOINT_AUTH_METHOD: the secret in the form body (openid-client's default) or in Basic.
-  const auth = config.tokenEndpointAuthMethod === 'client_secret_basic' ? client.ClientSecretBasic(config.clientSecret) : client.ClientSecretPost(config.clientSecret)
+  // The secret, a certificate's assertion or a federated token (oidc/client-auth.ts).
+  const auth = clientAuthentication(config, onCredentialEvent)
   const oidc = await client.discovery(issuer, config.clientId, metadata, auth, {
     execute: insecure ? [client.allowInsecureRequests] : [],
     // Both kept by the configuration for its later requests.
@@ -120,6 +121,8 @@ export async function completeSignIn (
       const aadsts = /AADSTS\d+/.exec(description ?? '')?.[0]
       throw new SignInError('idp_error', `the identity provider answered ${err.error}`, { idpError: aadsts ?? err.error, idp: { error: err.error, description }, cause: err })
     }
+    const credential = credentialFailure(err)
+    if (credential !== undefined) throw new SignInError('client_credential', credential.message, { cause: err })
     if (idpUnreachable(err)) {
       throw new SignInError('idp_unavailable', `the token endpoint could not be reached (${describeFailure(err)})`, { cause: err })
     }

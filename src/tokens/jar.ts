@@ -3,6 +3,7 @@
 // Entra access token targets one resource. Refresh tokens rotate: the newest is always kept.
 import * as client from 'openid-client'
 import type { Claims } from '../principal/claims.js'
+import { credentialFailure } from '../oidc/client-auth.js'
 
 export interface ResourceToken {
   accessToken: string
@@ -51,6 +52,9 @@ export function classifyRefreshError (err: unknown): RefreshError {
     if (err.error === 'invalid_grant') return new RefreshError('invalid_grant', 'the refresh token was refused (invalid_grant)', aadsts ?? err.error)
     return new RefreshError('idp_error', `the token endpoint answered ${err.error}`, aadsts ?? err.error)
   }
+  // The gateway's own credential could not be produced (its file gone or broken): not an outage.
+  const credential = credentialFailure(err)
+  if (credential !== undefined) return new RefreshError('idp_error', credential.message, 'client_credential')
   return new RefreshError('unreachable', `the token endpoint could not be reached: ${(err as Error).message}`)
 }
 
