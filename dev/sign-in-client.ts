@@ -97,7 +97,9 @@ export class Browser {
 
   /** One hop: no redirect following; sends and stores cookies. */
   async request (url: string, init: BrowserRequestInit = {}): Promise<Response> {
-    let target = new URL(url)
+    // Cookies belong to the URL the browser sees, whatever hop carries the request.
+    const visible = new URL(url)
+    let target = visible
     const proxy = this.#proxy
     if (proxy !== undefined && target.origin === proxy.publicOrigin) {
       // What a TLS-terminating proxy in front does: plain http to the gateway, saying https.
@@ -110,7 +112,7 @@ export class Browser {
     // (API calls get 401 instead).
     if (this.#navigate && method === 'GET') for (const [k, v] of Object.entries(NAVIGATE_HEADERS)) headers.set(k, v)
     for (const [k, v] of Object.entries(init.headers ?? {})) headers.set(k, v)
-    const cookie = this.#cookieHeader(target.host, target.hostname)
+    const cookie = this.#cookieHeader(visible.host, visible.hostname)
     if (cookie && !headers.has('cookie')) headers.set('cookie', cookie)
 
     const response = await fetch(target, {
@@ -121,7 +123,7 @@ export class Browser {
       ...(isLocalhostName(target.hostname) ? { dispatcher: LOOPBACK_NAMES } : {})
     } as RequestInit)
     this.history.push({ url, status: response.status, setCookies: response.headers.getSetCookie() })
-    this.#store(target.host, target.hostname, response.headers.getSetCookie())
+    this.#store(visible.host, visible.hostname, response.headers.getSetCookie())
     return response
   }
 
