@@ -130,7 +130,7 @@ t.test('sign-in returns only to configured sites: an absolute rd elsewhere lands
     `http://evil.example.localhost:${port}/x`, // under COOKIE_DOMAIN, but not a route host
     `http://admin.example.localhost.evil.localhost:${port}/x`,
     `http://evil-admin.example.localhost:${port}/x`,
-    `http://admin.example.localhost:1/x`, // another port
+    'http://admin.example.localhost:1/x', // another port
     `https://admin.example.localhost:${port}/x`, // another scheme
     `http://admin.example.localhost:${port}@evil.example.localhost/x`,
     `http://admin.example.localhost:${port}/%2F%2Fevil.example/x`, // a configured site, a path browsers read as //
