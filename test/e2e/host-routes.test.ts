@@ -116,6 +116,14 @@ t.test('carol, without a session, opens the admin host: she signs in and comes b
   t.notMatch(String(seen.headers.cookie ?? ''), 'entra-gw', 'the gateway\'s cookies stay at the gateway')
   t.equal(main.requests.length, 0, 'the chat upstream saw nothing of it')
 
+  // The gateway's browser APIs answer the admin site's own scripts, and no other site's.
+  const xhr = { accept: 'application/json', 'x-requested-with': 'XMLHttpRequest' }
+  const own = await browser.request(`${adminSite}/oauth2/token?scope=x`, { headers: { ...xhr, origin: adminSite } })
+  t.equal((await own.json() as { error: string }).error, 'invalid_scope', 'the admin site\'s script is answered')
+  const sibling = await browser.request(`${adminSite}/oauth2/token?scope=x`, { headers: { ...xhr, origin: `http://evil.example.localhost:${new URL(chat).port}` } })
+  t.equal(sibling.status, 403, 'a sibling host that is no route is not')
+  await sibling.arrayBuffer()
+
   // The same session on the chat host: no second sign-in.
   const onChat = await browser.follow(`${chat}/c/new`)
   t.equal(onChat.chain.length, 1)
@@ -126,6 +134,11 @@ t.test('carol, without a session, opens the admin host: she signs in and comes b
 
 t.test('sign-in returns only to configured sites: an absolute rd elsewhere lands on /', async t => {
   const { chat, adminSite, port } = await sites(t)
+  // An API call on the admin host without a session: where to sign in, to come back there.
+  const api = await new Browser({ navigate: false }).request(`${adminSite}/api/users?x=1`, { headers: { accept: 'application/json' } })
+  t.equal(api.status, 401)
+  t.equal((await api.json() as { login_url: string }).login_url, `${chat}/oauth2/sign_in?rd=${encodeURIComponent(`${adminSite}/api/users?x=1`)}`)
+
   const elsewhere = [
     `http://evil.example.localhost:${port}/x`, // under COOKIE_DOMAIN, but not a route host
     `http://admin.example.localhost.evil.localhost:${port}/x`,
