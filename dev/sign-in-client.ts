@@ -3,6 +3,9 @@
  * end-to-end tests see every redirect and Set-Cookie the gateway and IdP send, and the bench
  * signs in through the local IdP (dev/idp.ts) the way a user does.
  */
+import { lookup as dnsLookup, type LookupAddress } from 'node:dns'
+import { isIP } from 'node:net'
+import { Agent } from 'undici'
 
 export interface BrowserRequestInit {
   method?: string
@@ -21,6 +24,37 @@ interface StoredCookie {
   value: string
   /** Epoch ms; undefined for a session cookie. */
   expires?: number
+  /** Creation order: earlier-created cookies are sent first, and a replaced cookie keeps its place (RFC 6265 5.3, 5.4). */
+  created: number
+}
+
+/**
+ * `localhost` and every name under it are loopback, as Chromium resolves them itself (RFC 6761
+ * 6.3) whatever the system resolver says: tests name distinct sites `chat.example.localhost`,
+ * `admin.example.localhost`, all served on 127.0.0.1.
+ */
+const LOOPBACK_NAMES = new Agent({
+  connect: {
+    lookup (hostname: string, options: { all?: boolean }, callback: (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void) {
+      if (!isLocalhostName(hostname)) {
+        dnsLookup(hostname, options as never, callback as never)
+        return
+      }
+      if (options.all === true) callback(null, [{ address: '127.0.0.1', family: 4 }])
+      else callback(null, '127.0.0.1', 4)
+    }
+  } as never
+})
+
+function isLocalhostName (hostname: string): boolean {
+  const h = hostname.toLowerCase()
+  return h === 'localhost' || h.endsWith('.localhost')
+}
+
+/** RFC 6265 5.1.3: the host is the domain, or a host name (not an IP address) ending in "." and the domain. */
+export function domainMatches (host: string, domain: string): boolean {
+  if (host === domain) return true
+  return isIP(host) === 0 && host.endsWith(domain) && host.charCodeAt(host.length - domain.length - 1) === 46
 }
 
 const NAVIGATE_HEADERS = {
@@ -36,11 +70,19 @@ export interface BrowserOptions {
 
 export class Browser {
   /**
-   * Cookies per `host:port` (name -> cookie). Path and Domain attributes are ignored on
-   * purpose: tests run each service on its own loopback port, and a host-wide jar makes
-   * the tests independent of cookie paths.
+   * Host-only cookies per `host:port` (name -> cookie). The Path attribute is ignored, and the
+   * port kept, on purpose: tests run each service on its own loopback port, and a host-wide jar
+   * makes the tests independent of cookie paths.
    */
   readonly jar = new Map<string, Map<string, StoredCookie>>()
+  /**
+   * Cookies set with a Domain attribute, per domain (name -> cookie), as RFC 6265 has them: sent
+   * to every host that domain-matches, whatever its port. A Domain the setting host does not
+   * domain-match is refused, and so is a top-level one (no dot: `localhost`, `com`) unless it is
+   * the host itself, as Chromium does (the Public Suffix List's implicit `*` rule).
+   */
+  readonly domainJar = new Map<string, Map<string, StoredCookie>>()
+  #created = 0
   /** Every response this browser received: its URL (as requested), status and Set-Cookie headers. */
   readonly history: Array<{ url: string, status: number, setCookies: string[] }> = []
   /** follow() returns instead of requesting a URL that starts with this (the last chain entry). */
@@ -55,7 +97,9 @@ export class Browser {
 
   /** One hop: no redirect following; sends and stores cookies. */
   async request (url: string, init: BrowserRequestInit = {}): Promise<Response> {
-    let target = new URL(url)
+    // Cookies belong to the URL the browser sees, whatever hop carries the request.
+    const visible = new URL(url)
+    let target = visible
     const proxy = this.#proxy
     if (proxy !== undefined && target.origin === proxy.publicOrigin) {
       // What a TLS-terminating proxy in front does: plain http to the gateway, saying https.
@@ -68,17 +112,18 @@ export class Browser {
     // (API calls get 401 instead).
     if (this.#navigate && method === 'GET') for (const [k, v] of Object.entries(NAVIGATE_HEADERS)) headers.set(k, v)
     for (const [k, v] of Object.entries(init.headers ?? {})) headers.set(k, v)
-    const cookie = this.#cookieHeader(target.host)
+    const cookie = this.#cookieHeader(visible.host, visible.hostname)
     if (cookie && !headers.has('cookie')) headers.set('cookie', cookie)
 
     const response = await fetch(target, {
       method,
       headers,
       body: method === 'GET' || method === 'HEAD' ? undefined : init.body,
-      redirect: 'manual'
-    })
+      redirect: 'manual',
+      ...(isLocalhostName(target.hostname) ? { dispatcher: LOOPBACK_NAMES } : {})
+    } as RequestInit)
     this.history.push({ url, status: response.status, setCookies: response.headers.getSetCookie() })
-    this.#store(target.host, response.headers.getSetCookie())
+    this.#store(visible.host, visible.hostname, response.headers.getSetCookie())
     return response
   }
 
@@ -110,33 +155,39 @@ export class Browser {
     throw new Error(`Browser.follow: more than ${maxHops} redirects; chain:\n  ${chain.join('\n  ')}`)
   }
 
-  /** The stored (unexpired) value of a cookie for the origin's host:port. */
+  /** The stored (unexpired) value of a cookie the origin would be sent: its host-only one, else a Domain one. */
   cookie (origin: string, name: string): string | undefined {
-    const cookie = this.jar.get(new URL(origin).host)?.get(name)
-    if (!cookie || isExpired(cookie)) return undefined
-    return cookie.value
+    const url = new URL(origin)
+    return this.#sendable(url.host, url.hostname).find(c => c.name === name)?.cookie.value
   }
 
-  /** Puts a cookie in the jar as if the origin had set it (a test planting or editing one). */
+  /** Puts a host-only cookie in the jar as if the origin had set it (a test planting or editing one). */
   setCookie (origin: string, name: string, value: string): void {
     const host = new URL(origin).host
     let cookies = this.jar.get(host)
     if (!cookies) this.jar.set(host, (cookies = new Map()))
-    cookies.set(name, { value })
+    cookies.set(name, { value, created: cookies.get(name)?.created ?? this.#created++ })
   }
 
-  #cookieHeader (host: string): string {
-    const cookies = this.jar.get(host)
-    if (!cookies) return ''
-    const parts: string[] = []
-    for (const [name, cookie] of cookies) {
-      if (isExpired(cookie)) cookies.delete(name)
-      else parts.push(`${name}=${cookie.value}`)
+  /** What a request to `host` (host:port) sends: its host-only cookies and the Domain ones it matches, oldest first. */
+  #sendable (host: string, hostname: string): Array<{ name: string, cookie: StoredCookie }> {
+    const out: Array<{ name: string, cookie: StoredCookie }> = []
+    const take = (cookies: Map<string, StoredCookie> | undefined): void => {
+      for (const [name, cookie] of cookies ?? []) {
+        if (isExpired(cookie)) cookies?.delete(name)
+        else out.push({ name, cookie })
+      }
     }
-    return parts.join('; ')
+    take(this.jar.get(host))
+    for (const [domain, cookies] of this.domainJar) if (domainMatches(hostname.toLowerCase(), domain)) take(cookies)
+    return out.sort((a, b) => a.cookie.created - b.cookie.created)
   }
 
-  #store (host: string, setCookies: string[]): void {
+  #cookieHeader (host: string, hostname: string): string {
+    return this.#sendable(host, hostname).map(({ name, cookie }) => `${name}=${cookie.value}`).join('; ')
+  }
+
+  #store (host: string, hostname: string, setCookies: string[]): void {
     for (const header of setCookies) {
       const [pair = '', ...attributes] = header.split(';')
       const eq = pair.indexOf('=')
@@ -145,6 +196,7 @@ export class Browser {
       const value = pair.slice(eq + 1).trim()
       let expires: number | undefined
       let maxAge: number | undefined
+      let domain: string | undefined
       for (const attribute of attributes) {
         const [key = '', ...rest] = attribute.split('=')
         const attrValue = rest.join('=').trim()
@@ -153,14 +205,27 @@ export class Browser {
         else if (lower === 'expires') {
           const t = Date.parse(attrValue)
           if (!Number.isNaN(t)) expires = t
+        } else if (lower === 'domain' && attrValue !== '') {
+          // The last Domain attribute counts; a leading dot is ignored (RFC 6265 5.2.3).
+          domain = attrValue.replace(/^\./, '').toLowerCase()
         }
       }
       // Max-Age wins over Expires (RFC 6265 5.3); zero or negative deletes.
       if (maxAge !== undefined) expires = Date.now() + maxAge * 1000
-      let cookies = this.jar.get(host)
-      if (!cookies) this.jar.set(host, (cookies = new Map()))
+      const requestHost = hostname.toLowerCase()
+      // A top-level Domain is a public suffix: host-only when it is the host, else refused (5.3 step 5).
+      if (domain !== undefined && !domain.includes('.')) {
+        if (domain !== requestHost) continue
+        domain = undefined
+      }
+      // A Domain the host is not under is refused (5.3 step 6).
+      if (domain !== undefined && !domainMatches(requestHost, domain)) continue
+      const jar = domain !== undefined ? this.domainJar : this.jar
+      const key = domain ?? host
+      let cookies = jar.get(key)
+      if (!cookies) jar.set(key, (cookies = new Map()))
       if (expires !== undefined && expires <= Date.now()) cookies.delete(name)
-      else cookies.set(name, { value, expires })
+      else cookies.set(name, { value, expires, created: cookies.get(name)?.created ?? this.#created++ })
     }
   }
 }

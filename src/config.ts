@@ -63,12 +63,14 @@ export function parseSections (env: NodeJS.ProcessEnv = process.env): ConfigSect
   const identityProvider = parseIdentityProvider(env)
   const upstream = parseUpstream(env)
   const tokens = parseTokens(env, identityProvider.values)
+  const authorization = parseAuthorization(env, identityProvider.values, tokens.values)
   return {
     identityProvider,
-    session: parseSession(env, identityProvider.values),
+    // The cookies' reach depends on the host routes: which sites a browser can sign in on.
+    session: parseSession(env, identityProvider.values, authorization.values),
     upstream,
     observability: parseObservability(env, upstream.values),
-    authorization: parseAuthorization(env, identityProvider.values, tokens.values),
+    authorization,
     tokens,
     pages: parsePages(env),
     egress: parseEgress(env)

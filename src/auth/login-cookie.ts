@@ -19,7 +19,8 @@ export function parseTransaction (value: unknown): LoginTransaction | undefined 
   const v = value as Record<string, unknown>
   if (typeof v.codeVerifier !== 'string' || v.codeVerifier.length < 43) return undefined
   if (typeof v.nonce !== 'string' || v.nonce === '') return undefined
-  if (typeof v.returnTo !== 'string' || !v.returnTo.startsWith('/')) return undefined
+  // A path, or an absolute URL on a configured site (checked again before it is followed).
+  if (typeof v.returnTo !== 'string' || !(v.returnTo.startsWith('/') || /^https?:\/\//.test(v.returnTo))) return undefined
   if (typeof v.expiresAt !== 'number' || !Number.isFinite(v.expiresAt)) return undefined
   return { codeVerifier: v.codeVerifier, nonce: v.nonce, returnTo: v.returnTo, expiresAt: v.expiresAt }
 }

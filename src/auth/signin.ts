@@ -5,7 +5,8 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { GatewayConfig } from '../config.js'
 import { isNavigation } from '../policy/request-kind.js'
-import { safeReturnPath } from '../policy/return-path.js'
+import { safeReturnPath, safeReturnTarget } from '../policy/return-path.js'
+import { normalizeHost } from '../policy/routes.js'
 import { namedOriginalRequest, trustedPeers } from '../policy/original-request.js'
 import { escapeHtml } from '../pages/render.js'
 import { beginSignIn, completeSignIn, SignInError, type LoginTransaction, type SignInResult } from '../oidc/flow.js'
@@ -68,11 +69,30 @@ const ADMIN_HINTS: Record<string, string> = {
 async function signInPlugin (app: FastifyInstance, opts: { config: GatewayConfig }): Promise<void> {
   const { config } = opts
   const loginCookie = config.loginCookieName
-  const cookieFlags = { secure: config.secureCookies }
+  const cookieFlags = { secure: config.secureCookies, domain: config.cookieDomain }
   const sealer = app.sealer
+
+  // The sites a sign-in may return to (DOMAIN_SERVER's and the host routes' under COOKIE_DOMAIN).
+  const siteOrigins = new Set(config.siteOrigins.values())
+  const mainHost = config.publicOrigin === '' ? '' : new URL(config.publicOrigin).hostname
+  // Host routes no cookie of ours reaches: a browser there could sign in but never stay signed in.
+  const bearerOnlyHosts = new Set([...config.routes.hosts.keys()].filter(h => !config.siteOrigins.has(h)))
+  /** The configured origin of the host route the request came to; undefined on DOMAIN_SERVER's host (and any other). */
+  function routeSiteOf (request: FastifyRequest): string | undefined {
+    if (siteOrigins.size < 2) return undefined
+    const host = normalizeHost(request.host)
+    return host === undefined || host === mainHost ? undefined : config.siteOrigins.get(host)
+  }
+  // With COOKIE_DOMAIN, the host-only cookies of before go: over http they share the names of
+  // the new ones, and an old one sent first would hide the new one.
+  const hostOnly = config.hostOnlyCookies
+  const clearHostOnlyLogin = hostOnly !== undefined ? serializeCookie(hostOnly.login, '', 0, { secure: config.secureCookies }) : undefined
+  const clearHostOnlySession = hostOnly !== undefined ? serializeCookie(hostOnly.session, '', 0, { secure: config.secureCookies }) : undefined
 
   /** Writes this browser's pending transactions back (or removes the cookie when none is left). */
   function writeLoginCookie (reply: FastifyReply, pending: Map<string, LoginTransaction>): void {
+    // Removed before the new one is set, so that where both name the same cookie the new one stays.
+    if (clearHostOnlyLogin !== undefined) reply.header('set-cookie', clearHostOnlyLogin)
     reply.header('set-cookie', pending.size === 0
       ? serializeCookie(loginCookie, '', 0, cookieFlags)
       : serializeCookie(loginCookie, sealTransactions(sealer, pending), LOGIN_COOKIE_MAX_AGE_MS, cookieFlags))
@@ -193,6 +213,8 @@ async function signInPlugin (app: FastifyInstance, opts: { config: GatewayConfig
     // is worth nothing afterwards.
     // A browser signing in again (another account) leaves no tokens of its old session behind.
     if (request.session.user !== undefined) await app.tokens.forget(request)
+    // The session cookie below comes after this (onSend), so it is the one that stays.
+    if (clearHostOnlySession !== undefined) reply.header('set-cookie', clearHostOnlySession)
     await request.session.regenerate()
     request.session.user = user
     const maxAge = config.reuseTokens ? Math.min(config.sessionExpirySeconds, config.sessionMaxAgeSeconds) : config.sessionExpirySeconds
@@ -201,7 +223,8 @@ async function signInPlugin (app: FastifyInstance, opts: { config: GatewayConfig
     await request.session.save()
     app.metrics.signIns.inc({ result: 'success' })
     request.log.info({ event: 'sign_in', user: user.userId, tenant: user.tenantId, ip: request.ip, groupsOverage: user.groupsOverage, authzError: user.authzError }, 'signed in')
-    reply.redirect(transaction.returnTo, 302)
+    // Checked again: the configured sites may have changed since the sign-in started.
+    reply.redirect(safeReturnTarget(transaction.returnTo, siteOrigins), 302)
     return true
   }
 
@@ -215,8 +238,27 @@ async function signInPlugin (app: FastifyInstance, opts: { config: GatewayConfig
     })
   }
 
+  /** A host route no cookie reaches: said in plain words, rather than a sign-in that lands elsewhere. */
+  function noSignInHere (reply: FastifyReply, host: string): FastifyReply {
+    return reply.problem({
+      status: 401,
+      error: 'sign_in_unavailable',
+      message: `Browsers cannot sign in on ${host}: it accepts API bearer tokens only.`,
+      page: {
+        title: 'Sign-in is not available here',
+        body: `<p>This address, ${escapeHtml(host)}, accepts API tokens only: a browser cannot stay signed in here.</p><p class="admin"><strong>For your administrator:</strong> set COOKIE_DOMAIN to a domain that ${escapeHtml(host)} and ${escapeHtml(mainHost)} share, so that the sign-in reaches this host too.</p>`
+      }
+    })
+  }
+
   async function requireSignIn (request: FastifyRequest, reply: FastifyReply, original: RequestToSignIn = request): Promise<FastifyReply> {
-    const returnTo = safeReturnPath(original.url)
+    if (bearerOnlyHosts.size > 0) {
+      const host = normalizeHost(request.host)
+      if (host !== undefined && bearerOnlyHosts.has(host)) return noSignInHere(reply, host)
+    }
+    // On a host route's site the way back is absolute: the sign-in completes on DOMAIN_SERVER.
+    const site = routeSiteOf(request)
+    const returnTo = site === undefined ? safeReturnPath(original.url) : site + safeReturnPath(original.url)
     if (isNavigation(original.method, request.headers)) {
       // The app logged the user out: end the Entra session now rather than sign in silently again.
       const endSession = await app.signOut.takeEndSessionRedirect(request)
@@ -244,7 +286,8 @@ async function signInPlugin (app: FastifyInstance, opts: { config: GatewayConfig
       const named = namedOriginalRequest(request.headers)
       if (named !== undefined && named !== 'invalid') return await requireSignIn(request, reply, named)
     }
-    const returnTo = safeReturnPath(query.rd)
+    // No rd: back to this site's root (the host route's, when the visit is there).
+    const returnTo = safeReturnTarget(query.rd ?? '/', siteOrigins, routeSiteOf(request))
     if (!alwaysStart && !config.autoRedirect && prompt === undefined) return signInPage(reply, returnTo, 200)
     return await startSignIn(request, reply, returnTo, prompt)
   }

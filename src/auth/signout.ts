@@ -1,5 +1,6 @@
 // Sign-out: ends the gateway session in the store, clears the cookie and, when configured,
-// ends the Entra session too. Only same-origin POSTs sign out (a link on another site cannot).
+// ends the Entra session too. Only same-origin POSTs sign out (a link on another site cannot);
+// with COOKIE_DOMAIN, the host routes' sites share the session and may sign it out too.
 // Every sign-out ends at OPENID_POST_LOGOUT_REDIRECT_URI, by default the gateway's own
 // "You are signed out" page, which starts no sign-in (LibreChat's default, its /login page,
 // would sign the user straight back in behind the gateway).
@@ -8,13 +9,16 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { SIGNED_OUT_PATH, type GatewayConfig } from '../config.js'
 import { endSessionUrl } from '../oidc/flow.js'
 import { escapeHtml } from '../pages/render.js'
+import { serializeCookie } from '../session/cookies.js'
 
-export function isSameOrigin (request: FastifyRequest, publicOrigin: string): boolean {
+/** `origins`: the configured sites (DOMAIN_SERVER's, and the host routes' under COOKIE_DOMAIN). */
+export function isSameOrigin (request: FastifyRequest, origins: ReadonlySet<string>): boolean {
   // Our pages send Referrer-Policy: no-referrer, so a browser posts their forms with
   // `Origin: null`; its own Sec-Fetch-Site still says where the request came from.
   const site = request.headers['sec-fetch-site']
   if (site !== undefined) return site === 'same-origin'
-  return request.headers.origin === publicOrigin
+  const origin = request.headers.origin
+  return origin !== undefined && origins.has(origin)
 }
 
 export interface SignOut {
@@ -35,6 +39,9 @@ declare module 'fastify' {
 
 async function signOutPlugin (app: FastifyInstance, opts: { config: GatewayConfig }): Promise<void> {
   const { config } = opts
+  const siteOrigins = new Set(config.siteOrigins.values())
+  // With COOKIE_DOMAIN, a host-only session cookie of before goes too.
+  const clearHostOnly = config.hostOnlyCookies !== undefined ? serializeCookie(config.hostOnlyCookies.session, '', 0, { secure: config.secureCookies }) : undefined
 
   interface LogoutHint { idToken?: string | undefined, logoutHint?: string | undefined }
 
@@ -108,7 +115,7 @@ async function signOutPlugin (app: FastifyInstance, opts: { config: GatewayConfi
   await app.register(async (scope) => {
     scope.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 1024 }, (_request, _body, done) => { done(null, {}) })
     scope.post('/oauth2/sign_out', async (request, reply) => {
-      if (!isSameOrigin(request, config.publicOrigin)) {
+      if (!isSameOrigin(request, siteOrigins)) {
         request.log.warn({ event: 'sign_out_refused', reason: 'cross_origin', origin: request.headers.origin }, 'sign-out refused')
         return reply.problem({
           status: 403,
@@ -118,6 +125,7 @@ async function signOutPlugin (app: FastifyInstance, opts: { config: GatewayConfi
         })
       }
       const hint = await takeTokens(request, 'sign_out')
+      if (clearHostOnly !== undefined) reply.header('set-cookie', clearHostOnly)
       await request.session.destroy()
       const next = await entraLogoutUrl(hint) ?? config.postLogoutRedirectUri
       return reply.header('cache-control', 'no-store').redirect(next, 303)

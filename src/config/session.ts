@@ -1,5 +1,7 @@
 // The session: the secret its cookie and sealed tokens hang on, where it is stored, its
-// cookies and how long it lasts.
+// cookies (and the sites they reach) and how long it lasts.
+import { isIP } from 'node:net'
+import { isHostName, type RouteTable } from '../policy/routes.js'
 import { EnvReader, type Section } from './readers.js'
 import type { IdentityProviderSettings } from './identity-provider.js'
 
@@ -17,14 +19,34 @@ export interface SessionSettings {
   /** With OPENID_REUSE_TOKENS, how long refreshing may keep a session alive in all. */
   sessionMaxAgeSeconds: number
   memoryStoreMaxSessions: number
-  /** Cookie name: `__Host-` prefixed and Secure when DOMAIN_SERVER is https. */
+  /**
+   * Cookie name, Secure when DOMAIN_SERVER is https and then prefixed: `__Host-` (host-only), or
+   * `__Secure-` with COOKIE_DOMAIN (a `__Host-` cookie cannot carry Domain=).
+   */
   cookieName: string
   /** The short-lived sealed cookie holding this browser's pending sign-ins. */
   loginCookieName: string
   secureCookies: boolean
+  /**
+   * COOKIE_DOMAIN: both cookies carry `Domain=` so that every host under it shares the sign-in;
+   * undefined: host-only cookies for DOMAIN_SERVER's host.
+   */
+  cookieDomain: string | undefined
+  /**
+   * With COOKIE_DOMAIN, the host-only cookies used without it (`__Host-entra-gw` over https, the
+   * same names over http). The old session cookie is still read, so setting COOKIE_DOMAIN signs
+   * nobody out; both are removed at the next sign-in or sign-out and never reach an upstream.
+   */
+  hostOnlyCookies: { session: string, login: string } | undefined
+  /**
+   * The sites a browser signs in on, origin by host (lower case): DOMAIN_SERVER's, and each host
+   * route COOKIE_DOMAIN covers, with DOMAIN_SERVER's scheme and port. Sign-in returns only to
+   * these origins and same-origin checks accept them; any other host route is for bearer tokens.
+   */
+  siteOrigins: ReadonlyMap<string, string>
 }
 
-export function parseSession (env: NodeJS.ProcessEnv, idp: Pick<IdentityProviderSettings, 'publicOrigin'>): Section<SessionSettings> {
+export function parseSession (env: NodeJS.ProcessEnv, idp: Pick<IdentityProviderSettings, 'publicOrigin'>, authz: { routes: RouteTable }): Section<SessionSettings> {
   const r = new EnvReader(env)
   const secret = r.required('OPENID_SESSION_SECRET', 'set it to a random string of at least 32 characters, e.g. the output of `openssl rand -hex 32`')
   checkSecret(r, 'OPENID_SESSION_SECRET', secret)
@@ -51,6 +73,10 @@ export function parseSession (env: NodeJS.ProcessEnv, idp: Pick<IdentityProvider
   const sessionMaxAgeSeconds = r.int('SESSION_MAX_AGE_SECONDS', 7 * 24 * 3600, 60, 90 * 24 * 3600)
 
   const secureCookies = idp.publicOrigin.startsWith('https:')
+  const cookieDomain = readCookieDomain(r, idp.publicOrigin)
+  const siteOrigins = sitesOf(r, idp.publicOrigin, cookieDomain, authz.routes)
+  const prefix = !secureCookies ? '' : cookieDomain !== undefined ? '__Secure-' : '__Host-'
+  const hostOnlyPrefix = secureCookies ? '__Host-' : ''
   return r.section({
     sessionSecrets,
     sessionStore,
@@ -58,10 +84,68 @@ export function parseSession (env: NodeJS.ProcessEnv, idp: Pick<IdentityProvider
     sessionExpirySeconds,
     sessionMaxAgeSeconds,
     memoryStoreMaxSessions,
-    cookieName: secureCookies ? '__Host-entra-gw' : 'entra-gw',
-    loginCookieName: secureCookies ? '__Host-entra-gw-login' : 'entra-gw-login',
-    secureCookies
+    cookieName: `${prefix}entra-gw`,
+    loginCookieName: `${prefix}entra-gw-login`,
+    secureCookies,
+    cookieDomain,
+    hostOnlyCookies: cookieDomain === undefined ? undefined : { session: `${hostOnlyPrefix}entra-gw`, login: `${hostOnlyPrefix}entra-gw-login` },
+    siteOrigins
   })
+}
+
+/** RFC 6265 domain-match: the host is the domain or ends with "." and the domain. */
+export function domainMatches (host: string, domain: string): boolean {
+  return host === domain || (host.endsWith(domain) && host.charCodeAt(host.length - domain.length - 1) === 46)
+}
+
+/** The domain a host's siblings share, for messages: chat.example.com → example.com. */
+function parentOf (host: string): string {
+  const labels = host.split('.')
+  return labels.length > 2 ? labels.slice(1).join('.') : host
+}
+
+function readCookieDomain (r: EnvReader, publicOrigin: string): string | undefined {
+  const raw = r.str('COOKIE_DOMAIN')
+  if (raw === undefined) return undefined
+  // oauth2-proxy's spelling with a leading dot is taken: browsers ignore the dot (RFC 6265 5.2.3).
+  const domain = raw.toLowerCase().replace(/^\./, '')
+  if (!isHostName(domain) || isIP(domain) !== 0) {
+    r.problem('COOKIE_DOMAIN', `COOKIE_DOMAIN must be a domain name such as example.com, without scheme, port or path (got "${raw}").`)
+    return undefined
+  }
+  // Browsers refuse a cookie for a top-level name (com, localhost) from any host below it.
+  if (!domain.includes('.')) {
+    r.problem('COOKIE_DOMAIN', `COOKIE_DOMAIN=${domain} is a top-level name, for which browsers refuse cookies; set it to the domain your hosts share, such as example.com.`)
+    return undefined
+  }
+  if (publicOrigin === '') return domain
+  const host = new URL(publicOrigin).hostname
+  if (!domainMatches(host, domain)) {
+    r.problem('COOKIE_DOMAIN', `COOKIE_DOMAIN=${domain} does not cover DOMAIN_SERVER's host ${host}, so browsers would refuse the session cookie there; set it to ${parentOf(host)} or another domain ${host} ends with.`)
+    return undefined
+  }
+  return domain
+}
+
+function sitesOf (r: EnvReader, publicOrigin: string, cookieDomain: string | undefined, routes: RouteTable): Map<string, string> {
+  const sites = new Map<string, string>()
+  if (publicOrigin === '') return sites
+  const main = new URL(publicOrigin)
+  sites.set(main.hostname, publicOrigin)
+  const port = main.port === '' ? '' : `:${main.port}`
+  const outside: string[] = []
+  for (const host of routes.hosts.keys()) {
+    if (host === main.hostname) continue
+    if (cookieDomain !== undefined && domainMatches(host, cookieDomain)) sites.set(host, `${main.protocol}//${host}${port}`)
+    else outside.push(host)
+  }
+  if (outside.length > 0) {
+    const which = `The host route${outside.length === 1 ? '' : 's'} ${outside.join(', ')}`
+    r.notice('COOKIE_DOMAIN', 'warn', cookieDomain === undefined
+      ? `${which} get${outside.length === 1 ? 's' : ''} no browser sign-in: the session cookie belongs to ${main.hostname} alone, so only API bearer tokens (BEARER_AUTH=true) are accepted there; set COOKIE_DOMAIN to a domain the hosts share (such as ${parentOf(main.hostname)}) to share the sign-in.`
+      : `${which} ${outside.length === 1 ? 'is' : 'are'} not under COOKIE_DOMAIN=${cookieDomain}: browsers cannot sign in there, so only API bearer tokens (BEARER_AUTH=true) are accepted.`)
+  }
+  return sites
 }
 
 /** Keys are derived with HKDF (session/keys.ts), so any secret long enough not to be guessed will do. */

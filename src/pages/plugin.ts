@@ -33,7 +33,9 @@ async function pagesPlugin (app: FastifyInstance, opts: { config: GatewayConfig 
   // The sign-out form's POST is answered with a redirect to the IdP or to the post-logout
   // page, and form-action governs where a form's redirects may go.
   const formTargets = new Set([new URL(config.issuer).origin, new URL(config.postLogoutRedirectUri).origin])
-  formTargets.delete(config.publicOrigin)
+  // 'self' is DOMAIN_SERVER's origin only on DOMAIN_SERVER's host: a page on a host route's
+  // site (a refusal with its sign-out form) needs it named.
+  if (config.siteOrigins.size < 2) formTargets.delete(config.publicOrigin)
   const headers = pageHeaders([...formTargets])
   const logo = await loadAsset(config.logoFile, config.imageUrl, app)
   const brand = { title: config.title, logoUrl: logo !== undefined ? '/oauth2/assets/logo' : undefined }

@@ -1,6 +1,7 @@
-// Where a user may be sent back to after sign-in: only a same-origin relative path.
-// Everything else (absolute URLs, protocol-relative `//host`, backslash tricks that browsers
-// read as `//`, encoded or whitespace-padded variants of those) falls back to `/`.
+// Where a user may be sent back to after sign-in: a same-origin relative path, or (with host
+// routes under COOKIE_DOMAIN) an absolute URL on one of the configured sites. Everything else
+// (other origins, protocol-relative `//host`, backslash tricks that browsers read as `//`,
+// encoded or whitespace-padded variants of those, credentials, look-alike hosts) falls back to `/`.
 
 const UNSAFE_CHARS = /[\u0000-\u001f\u007f\\\s]/ // eslint-disable-line no-control-regex
 const BASE = 'http://gateway.invalid'
@@ -37,4 +38,37 @@ export function safeReturnPath (raw: unknown): string {
   if (url.origin !== BASE) return '/'
   const result = url.pathname + url.search + url.hash
   return result.startsWith('//') ? '/' : result
+}
+
+/** An absolute URL's start as accepted: scheme, `//`, then a plain host (ASCII, no `@`, `%` or `\\`) and port. */
+const ABSOLUTE = /^https?:\/\/[a-z0-9.-]+(?::\d{1,5})?(?=[/?#]|$)/i
+
+/**
+ * Where to go after sign-in. `origins`: the configured sites (config.siteOrigins' values), the
+ * only origins an absolute URL may name, matched exactly (scheme, host and port; no suffix
+ * matching, so neither `admin.example.com.evil.net` nor `evil-admin.example.com` passes).
+ * `base`: the site the request came to when it is not DOMAIN_SERVER's; a relative path is then
+ * made absolute on it, since sign-in completes on DOMAIN_SERVER. Configuration decides, never a
+ * request header: `base` is itself one of the configured origins.
+ */
+export function safeReturnTarget (raw: unknown, origins: ReadonlySet<string>, base?: string): string {
+  if (typeof raw !== 'string') return '/'
+  if (raw.startsWith('/')) {
+    const path = safeReturnPath(raw)
+    return base !== undefined ? base + path : path
+  }
+  if (raw.length > 2048 || UNSAFE_CHARS.test(raw)) return '/'
+  const start = ABSOLUTE.exec(raw)
+  if (start === null) return '/'
+  let url: URL
+  try {
+    url = new URL(raw)
+  } catch {
+    return '/'
+  }
+  if (url.username !== '' || url.password !== '' || !origins.has(url.origin)) return '/'
+  const path = url.pathname + url.search + url.hash
+  // The path is held to the same rules as a relative one; anything refused there is refused here.
+  if (safeReturnPath(path) !== path) return '/'
+  return url.origin + path
 }

@@ -61,6 +61,11 @@ const OWN_PATHS = ['/oauth2', '/healthz', '/readyz']
 const HOST = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/
 const PREFIX = /^(?:\/[A-Za-z0-9_~.-]+)+\/?$/
 
+/** A DNS host name as routes and COOKIE_DOMAIN take it: lower case, letters, digits and hyphens, dot-separated. */
+export function isHostName (host: string): boolean {
+  return HOST.test(host)
+}
+
 function segmentCovers (path: string, prefix: string): boolean {
   return path === prefix || (path.startsWith(prefix) && path.charCodeAt(prefix.length) === 47)
 }

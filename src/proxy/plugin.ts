@@ -19,7 +19,8 @@ type UpgradeRequest = IncomingMessage & { [kUpgrade]?: { socket: Duplex, head: B
 export default async function proxyPlugin (app: FastifyInstance, opts: { config: GatewayConfig }): Promise<void> {
   const { config } = opts
   const trusted = trustedPeers(config.trustedProxies)
-  const cookieNames = [config.cookieName, config.loginCookieName]
+  // The gateway's cookies never reach an upstream, host-only ones from before COOKIE_DOMAIN included.
+  const cookieNames = [...new Set([config.cookieName, config.loginCookieName, ...Object.values(config.hostOnlyCookies ?? {})])]
   const logoutRoutes = new Set(config.logoutPaths.map(l => `${l.method} ${l.path}`))
   const logoutMethods = new Set(config.logoutPaths.map(l => l.method))
 

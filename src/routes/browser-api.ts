@@ -8,18 +8,22 @@ import { decide } from '../policy/decide.js'
 
 export const NO_STORE = { 'cache-control': 'no-store', pragma: 'no-cache' }
 
-function sameOriginScript (request: FastifyRequest, publicOrigin: string): boolean {
+/** `origins`: the configured sites (DOMAIN_SERVER's, and the host routes' under COOKIE_DOMAIN). */
+function sameOriginScript (request: FastifyRequest, origins: ReadonlyMap<string, string>): boolean {
   if (request.headers['x-requested-with'] !== 'XMLHttpRequest') return false
   const site = request.headers['sec-fetch-site']
   if (site !== undefined && site !== 'same-origin') return false
   const origin = request.headers.origin
-  return origin === undefined || origin === publicOrigin
+  if (origin === undefined) return true
+  // A handful of sites at most: a scan costs less than keeping a second collection.
+  for (const site of origins.values()) if (site === origin) return true
+  return false
 }
 
 /** The request's principal when it may use these APIs; otherwise the refusal is sent and undefined returned. */
 export async function guardBrowserApi (app: FastifyInstance, config: GatewayConfig, request: FastifyRequest, reply: FastifyReply): Promise<Principal | undefined> {
   reply.headers(NO_STORE)
-  if (!sameOriginScript(request, config.publicOrigin)) {
+  if (!sameOriginScript(request, config.siteOrigins)) {
     reply.problem({ status: 403, error: 'cross_origin', message: 'This endpoint answers same-origin requests that send X-Requested-With: XMLHttpRequest.', page: { title: 'Not for this page', body: '<p>This address is for the application\'s own scripts.</p>' } })
     return undefined
   }

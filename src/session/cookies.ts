@@ -43,11 +43,18 @@ export function stripCookies (header: string, names: readonly string[]): string 
   return kept.length === 0 ? undefined : kept.map(p => p.trim()).join('; ')
 }
 
-export interface CookieFlags { secure: boolean }
+export interface CookieFlags {
+  secure: boolean
+  /** COOKIE_DOMAIN: the cookie is sent to that domain and every host under it; none: host-only. */
+  domain?: string | undefined
+}
 
-/** A Set-Cookie value with every flag: HttpOnly, SameSite=Lax, Path=/, Secure when the public origin is https. */
+/**
+ * A Set-Cookie value with every flag: HttpOnly, SameSite=Lax, Path=/, Secure when the public
+ * origin is https, Domain when COOKIE_DOMAIN is set.
+ */
 export function serializeCookie (name: string, value: string, maxAgeMs: number, flags: CookieFlags): string {
   const seconds = Math.max(0, Math.floor(maxAgeMs / 1000))
   const expires = new Date(Date.now() + seconds * 1000).toUTCString()
-  return `${name}=${value}; Max-Age=${seconds}; Path=/; Expires=${expires}; HttpOnly; SameSite=Lax${flags.secure ? '; Secure' : ''}`
+  return `${name}=${value}; Max-Age=${seconds}; Path=/; Expires=${expires}${flags.domain !== undefined ? `; Domain=${flags.domain}` : ''}; HttpOnly; SameSite=Lax${flags.secure ? '; Secure' : ''}`
 }

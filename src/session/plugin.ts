@@ -55,7 +55,10 @@ async function sessionPlugin (app: FastifyInstance, opts: { config: GatewayConfi
   if (opts.store === undefined) app.addHook('onClose', async () => { await store.close() })
 
   const name = config.cookieName
-  const flags = { secure: config.secureCookies }
+  const flags = { secure: config.secureCookies, domain: config.cookieDomain }
+  // COOKIE_DOMAIN renamed the cookie (`__Host-` to `__Secure-`): a browser's old one is still
+  // read and its session carried over under the new name, so nobody is signed out.
+  const renamedFrom = config.hostOnlyCookies?.session !== name ? config.hostOnlyCookies?.session : undefined
   const keys = sessionKeys(config.sessionSecrets)
   app.decorate('sealer', keys.sealer)
   const signer = signerFactory(keys.cookieSecrets)
@@ -74,7 +77,12 @@ async function sessionPlugin (app: FastifyInstance, opts: { config: GatewayConfi
   const verified = new Map<string, { value: string, renew: boolean }>()
 
   async function load (cookieHeader: string | undefined): Promise<Session> {
-    const value = readCookie(cookieHeader, name)
+    let value = readCookie(cookieHeader, name)
+    let carryOver = false
+    if (value === undefined && renamedFrom !== undefined) {
+      value = readCookie(cookieHeader, renamedFrom)
+      carryOver = value !== undefined
+    }
     if (value === undefined || value === '') return new Session(ctx)
     let unsigned = verified.get(value)
     if (unsigned === undefined) {
@@ -88,8 +96,9 @@ async function sessionPlugin (app: FastifyInstance, opts: { config: GatewayConfi
     // An id the store does not know is never adopted: a new session gets a new id.
     if (stored === undefined) return new Session(ctx)
     const session = new Session(ctx, unsigned.value, stored)
-    // Signed with a previous secret: re-signed with the current one, nobody is signed out.
-    if (unsigned.renew) session.setCookie = ctx.cookie(unsigned.value, stored.expiresAt)
+    // Signed with a previous secret, or under the old name: re-signed with the current secret
+    // under the current name, nobody is signed out.
+    if (unsigned.renew || carryOver) session.setCookie = ctx.cookie(unsigned.value, stored.expiresAt)
     return session
   }
 

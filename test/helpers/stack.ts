@@ -51,6 +51,11 @@ export interface StackOptions {
   graph?: Omit<StartGraphOptions, 'issuer'>
   /** Listen here (a port the caller already wrote into a proxy's configuration) instead of a free one. */
   port?: number
+  /**
+   * DOMAIN_SERVER's host name instead of 127.0.0.1 (the gateway still listens there): a name
+   * under `.localhost`, which browsers (and the scripted one) resolve to loopback.
+   */
+  publicHost?: string
   /** More settings, once the parts have started (e.g. a NO_PROXY naming the IdP's port). */
   envAfterStart?: (parts: { idp: Idp, graph: Graph | undefined, upstream: StackUpstream }) => Record<string, string>
 }
@@ -76,7 +81,7 @@ export async function startStack (opts: StackOptions = {}): Promise<Stack> {
 }
 
 async function startStackOn (port: number, opts: StackOptions): Promise<Stack> {
-  const origin = `http://127.0.0.1:${port}`
+  const origin = `http://${opts.publicHost ?? '127.0.0.1'}:${port}`
   const env = { ...opts.env, ...opts.envAt?.(origin) }
   const callback = env.OPENID_CALLBACK_URL ?? '/oauth/openid/callback'
   const idp = opts.idp ?? await startIdp({
