@@ -9,7 +9,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { GatewayConfig } from '../config.js'
 import { decideRouted, isPublicRequest, type RequestFacts } from '../policy/decide.js'
 import { normalizePath } from '../policy/rules.js'
-import { chooseRoute, type Route } from '../policy/routes.js'
+import { chooseRoute, normalizeHost, type Route } from '../policy/routes.js'
 import { originalRequest, trustedPeers, type OriginalRequest } from '../policy/original-request.js'
 import { safeReturnPath } from '../policy/return-path.js'
 import { upstreamIdentity } from '../proxy/identity.js'
@@ -27,6 +27,13 @@ export default async function forwardAuthRoutes (app: FastifyInstance, opts: { c
   const hasRoutes = routes.all.length > 0
   const needsPath = hasRules || routes.paths.length > 0
   const defaultAudience = new URL(config.upstreamUrl).origin
+  // A sign-in asked for on a host route's site (COOKIE_DOMAIN) returns there: the site comes
+  // from configuration, looked up by the host a trusted proxy named.
+  const mainHost = config.publicOrigin === '' ? '' : new URL(config.publicOrigin).hostname
+  const siteOf = (host: string | undefined): string => {
+    const h = config.siteOrigins.size > 1 ? normalizeHost(host) : undefined
+    return h === undefined || h === mainHost ? '' : config.siteOrigins.get(h) ?? ''
+  }
   const fromTrustedProxy = trustedPeers(config.trustedProxies)
   const identityFor = upstreamIdentity(app, config)
 
@@ -70,7 +77,7 @@ export default async function forwardAuthRoutes (app: FastifyInstance, opts: { c
     const auth = await app.authenticate(request, { bearer: config.bearerAuth })
     if (auth.kind !== 'principal') {
       if (auth.kind === 'anonymous') {
-        const loginUrl = `${config.publicOrigin}/oauth2/sign_in?rd=${encodeURIComponent(safeReturnPath(original.url))}`
+        const loginUrl = `${config.publicOrigin}/oauth2/sign_in?rd=${encodeURIComponent(siteOf(original.host) + safeReturnPath(original.url))}`
         return reply.problem({ status: 401, error: 'unauthenticated', message: 'Sign in first.', jsonOnly: true, json: { login_url: loginUrl } })
       }
       return app.refuseAuthentication(reply, auth)

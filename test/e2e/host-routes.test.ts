@@ -294,3 +294,20 @@ t.test('COOKIE_DOMAIN that does not cover DOMAIN_SERVER, or a top-level name, st
     t.match((err as ConfigError).problems[0], words)
   }
 })
+
+t.test('forward-auth: a check about the admin host hands out a sign-in that returns to the admin host', async t => {
+  const { stack, port, adminSite } = await sites(t, { TRUSTED_PROXIES: '127.0.0.1' })
+  const ask = async (host: string): Promise<{ status: number, login: string }> => {
+    const res = await fetch(`http://127.0.0.1:${port}/oauth2/auth`, {
+      headers: { accept: 'application/json', 'x-forwarded-host': host, 'x-forwarded-uri': '/users?page=2&sort=name', 'x-forwarded-method': 'GET' }
+    })
+    return { status: res.status, login: ((await res.json()) as { login_url: string }).login_url }
+  }
+  const admin = await ask(`admin.example.localhost:${port}`)
+  t.equal(admin.status, 401)
+  t.equal(admin.login, `${stack.config.publicOrigin}/oauth2/sign_in?rd=${encodeURIComponent(`${adminSite}/users?page=2&sort=name`)}`, 'back to the admin host, path and query')
+  const chat = await ask(`chat.example.localhost:${port}`)
+  t.equal(chat.login, `${stack.config.publicOrigin}/oauth2/sign_in?rd=${encodeURIComponent('/users?page=2&sort=name')}`, 'on the main site: a path')
+  const stranger = await ask('evil.example.com')
+  t.equal(stranger.login, `${stack.config.publicOrigin}/oauth2/sign_in?rd=${encodeURIComponent('/users?page=2&sort=name')}`, 'a host that is no site: a path')
+})
