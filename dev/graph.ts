@@ -111,6 +111,12 @@ export interface Graph {
   fail(times: number, status?: number): void;
   /** While down, every request gets 503 serviceNotAvailable. */
   setDown(down: boolean): void;
+  /**
+   * The next `times` requests get Graph's continuous-access claims challenge: 401
+   * InvalidAuthenticationToken with `WWW-Authenticate: Bearer ..., error="insufficient_claims",
+   * claims="<base64>"`, as after a revoked session or a password reset.
+   */
+  challenge(times: number): void;
   /** Closes the server and every open connection. */
   close(): Promise<void>;
 }
@@ -145,6 +151,7 @@ export async function startGraph (opts: StartGraphOptions): Promise<Graph> {
   let down = false
   let throttles: Array<{ retryAfter: number }> = []
   let failures: number[] = []
+  let challenges = 0
 
   // Keys: fetched now, while the IdP is surely up, so later IdP outages do not affect Graph.
   const keys = await jwksOf(issuer)
@@ -213,6 +220,15 @@ export async function startGraph (opts: StartGraphOptions): Promise<Graph> {
       return
     }
 
+    if (challenges > 0) {
+      challenges--
+      await drain(req)
+      const claims = Buffer.from(JSON.stringify({ access_token: { nbf: { essential: true, value: String(Math.floor(Date.now() / 1000)) } } })).toString('base64')
+      error(401, 'InvalidAuthenticationToken', 'Continuous access evaluation resulted in challenge with result: InteractionRequired and code: TokenIssuedBeforeRevocationTimestamp', {
+        'WWW-Authenticate': `Bearer realm="", authorization_uri="${issuer}/oauth2/v2.0/authorize", client_id="00000003-0000-0000-c000-000000000000", error="insufficient_claims", claims="${claims}"`,
+      })
+      return
+    }
     const auth = await authenticate(req)
     if (typeof auth === 'string') {
       await drain(req)
@@ -273,6 +289,10 @@ export async function startGraph (opts: StartGraphOptions): Promise<Graph> {
     },
     setDown (value: boolean) {
       down = value
+    },
+    challenge (times: number) {
+      if (!Number.isInteger(times) || times < 0) throw new TypeError('challenge: times must be a non-negative integer')
+      challenges += times
     },
     close: () =>
       new Promise<void>((resolve, reject) => {

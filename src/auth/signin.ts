@@ -12,7 +12,7 @@ import { beginSignIn, completeSignIn, SignInError, type LoginTransaction, type S
 import { explainEntraError } from '../oidc/entra-errors.js'
 import type { Principal } from '../principal/principal.js'
 import { readPrincipal } from '../tokens/principal.js'
-import { loginHintOf, TokenJar } from '../tokens/jar.js'
+import { loginHintOf, revocationOf, TokenJar } from '../tokens/jar.js'
 import type { Configuration } from 'openid-client'
 import { readCookie, serializeCookie } from '../session/cookies.js'
 import { boundedReturnPath, LOGIN_COOKIE_MAX_AGE_MS, readTransactions, sealTransactions } from './login-cookie.js'
@@ -50,7 +50,8 @@ const SIGN_IN_REASONS: Record<string, string> = {
   token_stale: 'The sign-in response was too old to accept.',
   token_future: "The sign-in response was dated in the future; the server's clock may be wrong.",
   tenant_not_allowed: 'Your account belongs to an organization that may not use this application.',
-  userinfo_failed: 'Your account details could not be read from the identity provider.'
+  userinfo_failed: 'Your account details could not be read from the identity provider.',
+  session_revoked: 'Microsoft ended your sign-in session while it was being completed. Please sign in again.'
 }
 
 /** Failures that another attempt cannot mend. */
@@ -183,7 +184,8 @@ async function signInPlugin (app: FastifyInstance, opts: { config: GatewayConfig
     try {
       user = await readPrincipal({ config, oidc, jar, graph: app.tokens.graph, pool: app.tokens.pool }, result.claims, Date.now())
     } catch (err) {
-      signInFailed(request, reply, 'userinfo_failed', transaction.returnTo, { logDetail: (err as Error).message })
+      const revoked = revocationOf(err)
+      signInFailed(request, reply, revoked !== undefined ? 'session_revoked' : 'userinfo_failed', transaction.returnTo, { idpError: revoked, logDetail: (err as Error).message })
       return true
     }
 

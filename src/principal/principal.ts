@@ -30,6 +30,8 @@ export interface ResolveSources {
   accessTokenClaims: () => Claims
   /** The claims the UserInfo endpoint returns for the sign-in access token. */
   userInfoClaims: () => Promise<Claims>
+  /** Failures that must not become `authzError` but end the sign-in or session (a revoked session). */
+  fatal?: (err: unknown) => boolean
 }
 
 /**
@@ -47,6 +49,7 @@ export async function resolvePrincipal (claims: Claims, role: RoleSource | undef
     try {
       identity.groups = await sources.overageGroups()
     } catch (err) {
+      if (sources.fatal?.(err) === true) throw err
       identity.groups = []
       authzError = (err as Error).message
     }

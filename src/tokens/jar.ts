@@ -3,6 +3,7 @@
 // Entra access token targets one resource. Refresh tokens rotate: the newest is always kept.
 import * as client from 'openid-client'
 import type { Claims } from '../principal/claims.js'
+import { GraphError } from '../graph/client.js'
 
 export interface ResourceToken {
   accessToken: string
@@ -30,7 +31,7 @@ export interface TokenSet {
   resources?: Record<string, ResourceToken>
 }
 
-export type RefreshFailure = 'invalid_grant' | 'no_refresh_token' | 'idp_error' | 'unreachable'
+export type RefreshFailure = 'invalid_grant' | 'interaction_required' | 'no_refresh_token' | 'idp_error' | 'unreachable'
 
 export class RefreshError extends Error {
   readonly reason: RefreshFailure
@@ -49,9 +50,27 @@ export function classifyRefreshError (err: unknown): RefreshError {
     const aadsts = /AADSTS\d+/.exec(typeof err.error_description === 'string' ? err.error_description : '')?.[0]
     // invalid_grant: revoked, expired, or the password changed; only a new sign-in helps.
     if (err.error === 'invalid_grant') return new RefreshError('invalid_grant', 'the refresh token was refused (invalid_grant)', aadsts ?? err.error)
+    // A claims challenge or Conditional Access wanting the user (MFA, a revoked session): the
+    // refresh token cannot satisfy it, only a new interactive sign-in can.
+    if (err.error === 'interaction_required' || err.error === 'insufficient_claims' || typeof (err.cause as { claims?: unknown } | undefined)?.claims === 'string') {
+      return new RefreshError('interaction_required', `the token endpoint asked for a new sign-in (${err.error})`, aadsts ?? err.error)
+    }
     return new RefreshError('idp_error', `the token endpoint answered ${err.error}`, aadsts ?? err.error)
   }
   return new RefreshError('unreachable', `the token endpoint could not be reached: ${(err as Error).message}`)
+}
+
+/**
+ * Why the user's session with the IdP is over, when `err` says so: the refresh grant was
+ * revoked or expired (`invalid_grant`: AADSTS50173, 70043, 700082, 70008, ...), the token
+ * endpoint asked for a new interactive sign-in, or Graph answered a claims challenge
+ * (continuous access evaluation). Returns the code to log; undefined for any other failure.
+ * No token of the session can help then: the session ends rather than try the refresh token again.
+ */
+export function revocationOf (err: unknown): string | undefined {
+  if (err instanceof RefreshError && (err.reason === 'invalid_grant' || err.reason === 'interaction_required')) return err.idpError ?? err.reason
+  if (err instanceof GraphError && err.code === 'insufficient_claims') return 'insufficient_claims'
+  return undefined
 }
 
 const nowSeconds = (): number => Math.floor(Date.now() / 1000)
