@@ -28,6 +28,13 @@ export interface IdpClient {
   client_secret: string;
   redirect_uris: string[];
   post_logout_redirect_uris?: string[];
+  /**
+   * Front-channel logout URL (Entra: "Front-channel logout URL" under Authentication): when the
+   * user signs out at this IdP, its signed-out page frames `<uri>?iss=<issuer>&sid=<sid>`.
+   */
+  frontchannel_logout_uri?: string;
+  /** OpenID back-channel logout: at sign-out this IdP POSTs a signed `logout_token` here (Entra has none). */
+  backchannel_logout_uri?: string;
 }
 
 export interface StartIdpOptions {

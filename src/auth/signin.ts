@@ -199,6 +199,8 @@ async function signInPlugin (app: FastifyInstance, opts: { config: GatewayConfig
     request.session.setMaxAge(maxAge * 1000)
     await app.tokens.keep(request, jar.set)
     await request.session.save()
+    // So that a sign-out at the IdP (which names only sid and sub) finds this session.
+    await app.idpLogout.link(request)
     app.metrics.signIns.inc({ result: 'success' })
     request.log.info({ event: 'sign_in', user: user.userId, tenant: user.tenantId, ip: request.ip, groupsOverage: user.groupsOverage, authzError: user.authzError }, 'signed in')
     reply.redirect(transaction.returnTo, 302)
@@ -252,4 +254,4 @@ async function signInPlugin (app: FastifyInstance, opts: { config: GatewayConfig
   app.get('/oauth2/start', signInRoute(true))
 }
 
-export default fp(signInPlugin, { name: 'signin', fastify: '5.x', dependencies: ['session', 'discovery', 'pages', 'tokens'] })
+export default fp(signInPlugin, { name: 'signin', fastify: '5.x', dependencies: ['session', 'discovery', 'pages', 'tokens', 'idp-logout'] })

@@ -14,6 +14,8 @@ export interface Principal extends Identity {
   signedInAt: number
   /** Epoch ms when roles and groups were last read from the IdP (and Graph). */
   checkedAt: number
+  /** The IdP session (`sid` claim of the ID token), which the IdP's logout names; a session's only. */
+  sid: string | undefined
 }
 
 /** How the required-role rule reads its values: which token, and the claim path in it. */
@@ -64,7 +66,7 @@ export async function resolvePrincipal (claims: Claims, role: RoleSource | undef
   } else {
     roleValues = claimValues(await sources.userInfoClaims(), role.path)
   }
-  return compact(identity, roleValues, groupsOverage, authzError, signedInAt, now, pool)
+  return compact(identity, roleValues, groupsOverage, authzError, signedInAt, now, pool, typeof claims.sid === 'string' && claims.sid !== '' ? claims.sid : undefined)
 }
 
 /**
@@ -94,7 +96,7 @@ const sameList = (a: readonly string[], b: readonly string[]): boolean => a.leng
  * values shared: `preferredUsername` is often the email and the role values often the roles,
  * and each copy costs the memory store per signed-in user.
  */
-function compact (identity: Identity, roleValues: string[], groupsOverage: boolean, authzError: string | undefined, signedInAt: number, checkedAt: number, pool?: StringPool): Principal {
+function compact (identity: Identity, roleValues: string[], groupsOverage: boolean, authzError: string | undefined, signedInAt: number, checkedAt: number, pool?: StringPool, sid?: string): Principal {
   const roles = pool?.list(identity.roles) ?? identity.roles
   const groups = pool?.list(identity.groups) ?? identity.groups
   const p: Principal = {
@@ -110,7 +112,8 @@ function compact (identity: Identity, roleValues: string[], groupsOverage: boole
     roleValues: sameList(roleValues, roles) ? roles : sameList(roleValues, groups) ? groups : (pool?.list(roleValues) ?? roleValues),
     groupsOverage,
     signedInAt,
-    checkedAt
+    checkedAt,
+    sid
   }
   if (authzError !== undefined) p.authzError = authzError
   return p

@@ -185,6 +185,8 @@ async function tokensPlugin (app: FastifyInstance, opts: { config: GatewayConfig
         const refreshed = await refreshSignInTokens(oidc, set, config.signInScope)
         const jar = new TokenJar(oidc, refreshed.set)
         const next = await readPrincipal({ config, oidc, jar, graph, pool }, refreshed.claims, user.signedInAt)
+        // The IdP session does not change at a refresh (its ID token may leave `sid` out).
+        next.sid ??= user.sid
         s.user = next
         if (config.reuseTokens) {
           // The session slides with Entra's refresh token, within the absolute bound.
