@@ -32,8 +32,13 @@ export async function startIdp (opts: StartIdpOptions): Promise<Idp> {
 
   const server = http.createServer()
   const origin = await listen(server, host, opts.port)
-  const mountPath = `/${tenantId}/v2.0`
+  const organizations = opts.realm === 'organizations'
+  const mountPath = organizations ? '/organizations/v2.0' : `/${tenantId}/v2.0`
   const issuer = `${origin}${mountPath}`
+  // The issuer oidc-provider signs with and publishes: Entra's template in the organizations realm.
+  const providerIssuer = organizations ? `${origin}/{tenantid}/v2.0` : issuer
+  /** The `iss` of a user's tokens: their own tenant's in the organizations realm. */
+  const issuerOf = (user: IdpUser | undefined): string => organizations ? `${origin}/${user?.tenantId ?? tenantId}/v2.0` : issuer
 
   const findUserByOid = (oid: unknown): IdpUser | undefined => findByOid(users, oid)
   const findUserByLogin = (login: string): IdpUser | undefined => findByLogin(users, login)
@@ -48,7 +53,7 @@ export async function startIdp (opts: StartIdpOptions): Promise<Idp> {
   const apiResource = (clientId: string): string => `api://${clientId}`
   const frontChannel = makeFrontChannel(opts.clients, issuer)
 
-  const provider: Provider = new OidcProvider(issuer, {
+  const provider: Provider = new OidcProvider(providerIssuer, {
     clients: opts.clients.map((c) => clientMetadata(c)),
     jwks: { keys: [signingJwk] },
     // Per-instance storage (the built-in one warns on every start).
@@ -191,6 +196,8 @@ export async function startIdp (opts: StartIdpOptions): Promise<Idp> {
       // Entra's userinfo lives outside the issuer path too (graph.microsoft.com/oidc/userinfo).
       // Same origin as the other endpoints (which follow the request's Host header).
       body.userinfo_endpoint = new URL('/oidc/userinfo', String(body.token_endpoint)).href
+      // Entra's multi-tenant metadata carries the template literally.
+      body.issuer = providerIssuer
       body.tenant_region_scope = 'EU'
       body.cloud_instance_name = 'microsoftonline.com'
     }
@@ -208,6 +215,7 @@ export async function startIdp (opts: StartIdpOptions): Promise<Idp> {
 
   const tokenEndpoint = makeTokenEndpoint({
     issuer,
+    issuerOf: organizations ? issuerOf : undefined,
     tenantId,
     signingKey: privateKey,
     kid: signingJwk.kid,

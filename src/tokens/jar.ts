@@ -4,6 +4,8 @@
 import * as client from 'openid-client'
 import type { Claims } from '../principal/claims.js'
 import { GraphError } from '../graph/client.js'
+import { isTemplated } from '../oidc/flow.js'
+import { TenantIdTokenError, withTenantIdToken } from '../oidc/tenant-tokens.js'
 
 export interface ResourceToken {
   accessToken: string
@@ -120,12 +122,15 @@ export function loginHintOf (claims: Claims): string | undefined {
 export async function refreshSignInTokens (oidc: client.Configuration, set: TokenSet, scope: string): Promise<{ set: TokenSet, claims: Claims }> {
   if (set.refreshToken === undefined) throw new RefreshError('no_refresh_token', 'the session has no refresh token')
   let res: Awaited<ReturnType<typeof client.refreshTokenGrant>>
+  let tenant: { idToken?: string, claims?: Claims } = {}
+  const refreshToken = set.refreshToken
   try {
-    res = await client.refreshTokenGrant(oidc, set.refreshToken, { scope })
+    ({ result: res, ...tenant } = await withTenantIdToken(isTemplated(oidc), async () => await client.refreshTokenGrant(oidc, refreshToken, { scope })))
   } catch (err) {
+    if (err instanceof TenantIdTokenError) throw new RefreshError('idp_error', `the refreshed ID token failed validation (${err.message})`)
     throw classifyRefreshError(err)
   }
-  const claims = res.claims() as Claims | undefined
+  const claims = tenant.claims ?? res.claims() as Claims | undefined
   if (claims === undefined) throw new RefreshError('idp_error', 'the refresh answered no ID token, so authorization could not be re-read')
   const expiresIn = res.expiresIn()
   const loginHint = loginHintOf(claims) ?? set.loginHint
@@ -135,7 +140,7 @@ export async function refreshSignInTokens (oidc: client.Configuration, set: Toke
       accessToken: res.access_token,
       accessTokenExpiresAt: expiresIn !== undefined ? nowSeconds() + expiresIn : undefined,
       refreshToken: res.refresh_token ?? set.refreshToken,
-      idToken: res.id_token ?? set.idToken,
+      idToken: tenant.idToken ?? res.id_token ?? set.idToken,
       scope: res.scope ?? set.scope,
       ...(loginHint !== undefined ? { loginHint } : {})
     },
