@@ -10,7 +10,7 @@ import fp from 'fastify-plugin'
 import { createRemoteJWKSet, customFetch } from 'jose'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { GatewayConfig } from '../config.js'
-import { acceptableIssuer, jtiKey, linkKey, LogoutTokenError, MAX_LOGOUT_TOKEN_AGE_SECONDS, MAX_LOGOUT_VALUE_LENGTH, verifyLogoutToken } from '../oidc/logout.js'
+import { acceptableIssuer, BACK_CHANNEL_LOGOUT_PATH, FRONT_CHANNEL_LOGOUT_PATH, jtiKey, linkKey, LogoutTokenError, MAX_LOGOUT_TOKEN_AGE_SECONDS, MAX_LOGOUT_VALUE_LENGTH, verifyLogoutToken } from '../oidc/logout.js'
 import { issuerForTenant } from '../oidc/issuer.js'
 import type { Principal } from '../principal/principal.js'
 
@@ -24,9 +24,6 @@ declare module 'fastify' {
     idpLogout: IdpLogout
   }
 }
-
-export const FRONT_CHANNEL_LOGOUT_PATH = '/oauth2/front_channel_logout'
-export const BACK_CHANNEL_LOGOUT_PATH = '/oauth2/back_channel_logout'
 
 async function idpLogoutPlugin (app: FastifyInstance, opts: { config: GatewayConfig }): Promise<void> {
   const { config } = opts

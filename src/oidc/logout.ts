@@ -6,6 +6,9 @@ import { createHash } from 'node:crypto'
 import { jwtVerify, errors as joseErrors, type JWTPayload, type JWTVerifyGetKey } from 'jose'
 import { issuerForTenant } from './issuer.js'
 
+/** Where the IdP sends logouts (register them at the IdP; the doctor prints them). */
+export const FRONT_CHANNEL_LOGOUT_PATH = '/oauth2/front_channel_logout'
+export const BACK_CHANNEL_LOGOUT_PATH = '/oauth2/back_channel_logout'
 export const BACKCHANNEL_LOGOUT_EVENT = 'http://schemas.openid.net/event/backchannel-logout'
 /** A logout token issued longer ago than this is refused; its jti is remembered this long (plus the clock tolerance). */
 export const MAX_LOGOUT_TOKEN_AGE_SECONDS = 600
