@@ -3,7 +3,7 @@
 // end-session URL. No HTTP server here; the sign-in plugin wires these to requests.
 import * as client from 'openid-client'
 import type { GatewayConfig } from '../config.js'
-import { isLoopbackHost } from '../config.js'
+import { isLoopbackHost, MSA_TENANT_ID } from '../config.js'
 import type { Claims } from '../principal/claims.js'
 import { isIssuerTemplate, TENANT_PLACEHOLDER } from './issuer.js'
 import { templateFetch, templateVerifier, TenantIdTokenError, withTenantIdToken, type TemplateHolder } from './tenant-tokens.js'
@@ -69,8 +69,10 @@ export function issuerMatches (configured: string, discovered: string): boolean 
   if (new URL(discovered).href === new URL(configured).href) return true
   const url = new URL(configured)
   const segments = url.pathname.split('/')
-  if (!/^(common|organizations|consumers)$/i.test(segments[1] ?? '')) return false
-  segments[1] = TENANT_PLACEHOLDER
+  const segment = (segments[1] ?? '').toLowerCase()
+  if (!['common', 'organizations', 'consumers'].includes(segment)) return false
+  // `consumers` publishes one concrete tenant, the personal accounts'; the others the template.
+  segments[1] = segment === 'consumers' ? MSA_TENANT_ID : TENANT_PLACEHOLDER
   return discovered === `${url.origin}${segments.join('/')}`
 }
 

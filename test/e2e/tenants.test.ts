@@ -63,3 +63,15 @@ t.test('organizations on a host that is not Microsoft\'s: the {tenantid} templat
   t.equal((await b.request(`${stack.url}/api/x`, { headers: { accept: 'application/json' } })).status, 200, 'refreshed')
   t.ok(stack.logs.some(l => l.event === 'token_refresh'))
 })
+
+t.test('bearer tokens of a multi-tenant issuer: their own tenant\'s issuer, an allowed tenant', async t => {
+  const stack = await startStack({ idpOptions: { realm: 'organizations' }, env: { OPENID_ALLOWED_TENANTS: DEFAULT_TENANT_ID, BEARER_AUTH: 'true' } })
+  t.teardown(() => stack.close())
+  const now = Math.floor(Date.now() / 1000)
+  const alice = DEMO_USERS.find(u => u.username === 'alice')!
+  const claims = { iss: `${stack.idp.origin}/${DEFAULT_TENANT_ID}/v2.0`, aud: stack.config.clientId, tid: DEFAULT_TENANT_ID, oid: alice.oid, sub: 's', scp: 'access_as_user', roles: ['ChatUser'], iat: now, nbf: now, exp: now + 600 }
+  const call = async (c: Record<string, unknown>): Promise<number> => (await fetch(`${stack.url}/api/x`, { headers: { accept: 'application/json', authorization: `Bearer ${await stack.idp.signJwt(c)}` } })).status
+  t.equal(await call(claims), 200, 'an allowed tenant\'s token')
+  t.equal(await call({ ...claims, tid: OTHER_TENANT, iss: `${stack.idp.origin}/${OTHER_TENANT}/v2.0` }), 401, 'another tenant')
+  t.equal(await call({ ...claims, tid: OTHER_TENANT }), 401, 'iss of one tenant, tid of another')
+})
