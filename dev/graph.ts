@@ -28,7 +28,8 @@
  * with it, `$count=true` adds `@odata.count`.
  *
  * Knobs: `throttle(n, s)` (next n requests: 429, `Retry-After: s`, code TooManyRequests),
- * `fail(n, status)` (next n: 5xx), `setDown` (503 to everything). Knobs apply before
+ * `fail(n, status)` (next n: 5xx), `challenge(n)` (next n: 401 with the continuous-access claims
+ * challenge, `error="insufficient_claims"`), `setDown` (503 to everything). Knobs apply before
  * authentication, throttle before fail. Every request is recorded in `requests`.
  */
 import { randomUUID } from 'node:crypto'
