@@ -93,13 +93,14 @@ async function idpLogoutPlugin (app: FastifyInstance, opts: { config: GatewayCon
     // Entra leaves iss out; when sent it must be this gateway's IdP.
     const iss = q.iss === undefined ? undefined : typeof q.iss === 'string' ? q.iss : ''
     if (sid === undefined) return framed(reply, 400, 'Bad logout request', 'This sign-out request names no session (sid).')
-    let issuer: string
+    let issuer: string | undefined
     try {
-      issuer = await metadataIssuer()
+      // Only a named issuer needs the IdP's metadata (loaded once; Entra names none).
+      if (iss !== undefined) issuer = await metadataIssuer()
     } catch {
       return framed(reply, 503, 'Unavailable', 'The sign-in service cannot be reached right now.')
     }
-    if (iss !== undefined && !acceptableIssuer(issuer, iss, config.allowedTenants)) {
+    if (iss !== undefined && (issuer === undefined || !acceptableIssuer(issuer, iss, config.allowedTenants))) {
       request.log.warn({ event: 'idp_logout_refused', channel: 'front', reason: 'issuer' }, 'front-channel logout from another issuer refused')
       return framed(reply, 400, 'Bad logout request', 'This sign-out request comes from another identity provider.')
     }
