@@ -28,7 +28,8 @@
  * with it, `$count=true` adds `@odata.count`.
  *
  * Knobs: `throttle(n, s)` (next n requests: 429, `Retry-After: s`, code TooManyRequests),
- * `fail(n, status)` (next n: 5xx), `setDown` (503 to everything). Knobs apply before
+ * `fail(n, status)` (next n: 5xx), `challenge(n)` (next n: 401 with the continuous-access claims
+ * challenge, `error="insufficient_claims"`), `setDown` (503 to everything). Knobs apply before
  * authentication, throttle before fail. Every request is recorded in `requests`.
  */
 import { randomUUID } from 'node:crypto'
@@ -111,6 +112,12 @@ export interface Graph {
   fail(times: number, status?: number): void;
   /** While down, every request gets 503 serviceNotAvailable. */
   setDown(down: boolean): void;
+  /**
+   * The next `times` requests get Graph's continuous-access claims challenge: 401
+   * InvalidAuthenticationToken with `WWW-Authenticate: Bearer ..., error="insufficient_claims",
+   * claims="<base64>"`, as after a revoked session or a password reset.
+   */
+  challenge(times: number): void;
   /** Closes the server and every open connection. */
   close(): Promise<void>;
 }
@@ -145,6 +152,7 @@ export async function startGraph (opts: StartGraphOptions): Promise<Graph> {
   let down = false
   let throttles: Array<{ retryAfter: number }> = []
   let failures: number[] = []
+  let challenges = 0
 
   // Keys: fetched now, while the IdP is surely up, so later IdP outages do not affect Graph.
   const keys = await jwksOf(issuer)
@@ -213,6 +221,15 @@ export async function startGraph (opts: StartGraphOptions): Promise<Graph> {
       return
     }
 
+    if (challenges > 0) {
+      challenges--
+      await drain(req)
+      const claims = Buffer.from(JSON.stringify({ access_token: { nbf: { essential: true, value: String(Math.floor(Date.now() / 1000)) } } })).toString('base64')
+      error(401, 'InvalidAuthenticationToken', 'Continuous access evaluation resulted in challenge with result: InteractionRequired and code: TokenIssuedBeforeRevocationTimestamp', {
+        'WWW-Authenticate': `Bearer realm="", authorization_uri="${issuer}/oauth2/v2.0/authorize", client_id="00000003-0000-0000-c000-000000000000", error="insufficient_claims", claims="${claims}"`,
+      })
+      return
+    }
     const auth = await authenticate(req)
     if (typeof auth === 'string') {
       await drain(req)
@@ -273,6 +290,10 @@ export async function startGraph (opts: StartGraphOptions): Promise<Graph> {
     },
     setDown (value: boolean) {
       down = value
+    },
+    challenge (times: number) {
+      if (!Number.isInteger(times) || times < 0) throw new TypeError('challenge: times must be a non-negative integer')
+      challenges += times
     },
     close: () =>
       new Promise<void>((resolve, reject) => {

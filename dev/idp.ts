@@ -19,7 +19,14 @@
  *   certificates found by thumbprint (`x5t#S256`/`x5t`, AADSTS700027 when not registered) and
  *   federated credentials (issuer, subject, audience; AADSTS70021 when none matches);
  * - `login_hint` claim in ID tokens (an opaque value, usable as `logout_hint`);
- * - no consent screen: an app with admin consent never shows one.
+ * - no consent screen: an app with admin consent never shows one;
+ * - `realm: 'organizations'`: Entra's multi-tenant endpoints at `/organizations/v2.0`, whose
+ *   metadata carries the issuer template `<origin>/{tenantid}/v2.0` and whose ID tokens carry the
+ *   user's own tenant (`IdpUser.tenantId`) in `iss`, on a host that is not Microsoft's;
+ * - sign-out ends the apps' sessions too: the signed-out page frames each client's
+ *   `frontchannel_logout_uri` with `iss` and its `sid` (Entra's "Front-channel logout URL"; Entra
+ *   itself sends only `sid`), and clients with a `backchannel_logout_uri` get an OpenID
+ *   back-channel logout token (Entra has none); ID tokens always carry `sid` (Entra: an optional claim).
  *
  * Test knobs on the returned Idp: `setDown`, `setSlow` (token endpoint latency), `holdTokenRequests`
  * (token requests wait until the test releases them),
@@ -63,6 +70,8 @@ export { ENTRA_FEDERATION_AUDIENCE, type FederatedCredential } from './idp/clien
  *   a refresh with URL scopes names.
  * - Error bodies carry Entra's `AADSTS` codes only for the cases this IdP produces itself
  *   (70011, 50173); oidc-provider's own errors keep its wording.
+ * - In the organizations realm only the ID token and tokens for URL-named resources are re-signed
+ *   with the user's tenant's `iss`; the app's own access token (oidc-provider's) keeps the template.
  * - Claims named in `extraClaims` are released only if they are the Entra claims listed in idp/claims.ts or
  *   were present in some user's `extraClaims` at start (`_claim_names`/`_claim_sources` always).
  */

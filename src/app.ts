@@ -12,6 +12,7 @@ import discoveryPlugin from './auth/discovery.js'
 import metricsPlugin from './metrics/plugin.js'
 import tokensPlugin from './tokens/plugin.js'
 import signInPlugin from './auth/signin.js'
+import idpLogoutPlugin from './auth/idp-logout.js'
 import signOutPlugin from './auth/signout.js'
 import bearerPlugin from './auth/bearer.js'
 import authenticatePlugin from './auth/authenticate.js'
@@ -97,6 +98,7 @@ export async function buildApp (config: GatewayConfig, opts: BuildOptions = {}):
   await app.register(metricsPlugin, { config })
   await app.register(discoveryPlugin, { config })
   await app.register(tokensPlugin, { config })
+  await app.register(idpLogoutPlugin, { config })
   await app.register(signInPlugin, { config })
   await app.register(signOutPlugin, { config })
   await app.register(bearerPlugin, { config })

@@ -39,7 +39,9 @@ export function claimsConfig (users: Iterable<IdpUser>): Record<string, string[]
 const RESERVED_JWT_CLAIMS = new Set(['iss', 'aud', 'exp', 'iat', 'nbf', 'jti', 'nonce', 'azp', 'at_hash', 'c_hash', 'auth_time', 'acr', 'amr', 'sid'])
 
 /** All claims of a user, before scope filtering. `sub` is the accountId (oid): oidc-provider makes it pairwise. */
-export function userClaims (user: IdpUser, tenantId: string): Record<string, unknown> {
+export function userClaims (user: IdpUser, idpTenantId: string): Record<string, unknown> {
+  // A user of another tenant (the organizations realm) carries their own.
+  const tenantId = user.tenantId ?? idpTenantId
   const claims: Record<string, unknown> = {
     sub: user.oid,
     oid: user.oid,

@@ -24,6 +24,8 @@ export interface Provider {
     options?: { mergeWithLastSubmission?: boolean },
   ): Promise<void>;
   Grant: GrantClass;
+  /** The client model; its prototype's includeSid() decides whether ID tokens carry `sid`. */
+  Client: { prototype: { includeSid(): boolean } };
   RefreshToken: { find(value: string): Promise<{ jti: string; accountId: string; clientId: string; grantId: string; consumed?: number } | undefined> };
 }
 
@@ -67,13 +69,16 @@ export interface ProviderContext {
   body: unknown;
   type: string;
   status: number;
+  /** Koa: a response header, and its removal. */
+  response: { get(name: string): string };
+  remove(name: string): void;
   oidc: {
     route?: string;
     body?: Record<string, unknown>;
     params: { scope?: string } & Record<string, unknown>;
     client?: OidcClient;
     account?: { accountId: string };
-    session: { accountId?: string; grantIdFor(clientId: string): string | undefined };
+    session: { accountId?: string; authorizations?: Record<string, unknown>; grantIdFor(clientId: string): string | undefined; sidFor(clientId: string): string | undefined };
     result?: { consent?: { grantId?: string } };
     requestParamOIDCScopes: Set<string>;
     requestParamScopes: Set<string>;

@@ -11,7 +11,7 @@ import { listen } from '../http.js'
 import { appAccessTokenClaims, claimsConfig, pairwiseSub, userClaims } from './claims.js'
 import { logoutSource, makeInteractionHandlers, postLogoutSuccessSource, renderError } from './interactions.js'
 import { InvalidTarget, OidcProvider, Prompt, basePolicy, type Grant, type OidcClient, type OidcToken, type Provider, type ProviderContext } from './oidc.js'
-import { page, sendHtml, sendJson } from './respond.js'
+import { escapeHtml, page, sendHtml, sendJson } from './respond.js'
 import { createMemoryStorage } from './storage.js'
 import { makeTokenEndpoint } from './token-endpoint.js'
 import { parseCertificates, type ClientCredentials } from './client-assertion.js'
@@ -33,8 +33,13 @@ export async function startIdp (opts: StartIdpOptions): Promise<Idp> {
 
   const server = http.createServer()
   const origin = await listen(server, host, opts.port)
-  const mountPath = `/${tenantId}/v2.0`
+  const organizations = opts.realm === 'organizations'
+  const mountPath = organizations ? '/organizations/v2.0' : `/${tenantId}/v2.0`
   const issuer = `${origin}${mountPath}`
+  // The issuer oidc-provider signs with and publishes: Entra's template in the organizations realm.
+  const providerIssuer = organizations ? `${origin}/{tenantid}/v2.0` : issuer
+  /** The `iss` of a user's tokens: their own tenant's in the organizations realm. */
+  const issuerOf = (user: IdpUser | undefined): string => organizations ? `${origin}/${user?.tenantId ?? tenantId}/v2.0` : issuer
 
   const findUserByOid = (oid: unknown): IdpUser | undefined => findByOid(users, oid)
   const findUserByLogin = (login: string): IdpUser | undefined => findByLogin(users, login)
@@ -58,8 +63,9 @@ export async function startIdp (opts: StartIdpOptions): Promise<Idp> {
     if (!found) throw new Error(`no client ${JSON.stringify(clientId)}`)
     return found
   }
+  const frontChannel = makeFrontChannel(opts.clients, issuer)
 
-  const provider: Provider = new OidcProvider(issuer, {
+  const provider: Provider = new OidcProvider(providerIssuer, {
     clients: opts.clients.map((c) => clientMetadata(c)),
     jwks: { keys: [signingJwk] },
     // Per-instance storage (the built-in one warns on every start).
@@ -175,11 +181,19 @@ export async function startIdp (opts: StartIdpOptions): Promise<Idp> {
       },
       rpInitiatedLogout: {
         enabled: true,
-        logoutSource,
+        logoutSource: frontChannel.logoutSource,
         postLogoutSuccessSource,
       },
+      // OpenID back-channel logout (Entra has none; other IdPs do), for clients that name a URI.
+      backchannelLogout: { enabled: true },
     },
     clientBasedCORS: () => false,
+    // oidc-provider refuses outgoing requests to special-use addresses (SSRF protection), and
+    // every gateway under test listens on loopback: its back-channel logout goes out plainly.
+    fetch: async (url: string | URL, init: RequestInit & { dispatcher?: unknown }) => {
+      const { dispatcher: _ssrfGuard, ...rest } = init
+      return await globalThis.fetch(url, rest)
+    },
     renderError,
   })
 
@@ -196,9 +210,18 @@ export async function startIdp (opts: StartIdpOptions): Promise<Idp> {
       body.userinfo_endpoint = new URL('/oidc/userinfo', String(body.token_endpoint)).href
       // Entra's list: the secret either way, or a client assertion (certificate or federated token).
       body.token_endpoint_auth_methods_supported = ['client_secret_post', 'private_key_jwt', 'client_secret_basic']
+      // Entra's multi-tenant metadata carries the template literally.
+      body.issuer = providerIssuer
       body.tenant_region_scope = 'EU'
       body.cloud_instance_name = 'microsoftonline.com'
     }
+  })
+  // Entra puts `sid` into ID tokens when the app asks for it (an optional claim); here always,
+  // not only for clients with a back-channel logout URI as oidc-provider would.
+  provider.Client.prototype.includeSid = () => true
+  provider.use(frontChannel.middleware)
+  provider.on('backchannel.error', (_ctx: unknown, err: unknown, client: unknown) => {
+    console.error('[dev idp] back-channel logout failed', (client as { clientId?: string }).clientId, err)
   })
   provider.on('server_error', (_ctx: unknown, err: unknown) => {
     console.error('[dev idp] server_error', err)
@@ -206,6 +229,7 @@ export async function startIdp (opts: StartIdpOptions): Promise<Idp> {
 
   const tokenEndpoint = makeTokenEndpoint({
     issuer,
+    issuerOf: organizations ? issuerOf : undefined,
     tenantId,
     signingKey: privateKey,
     kid: signingJwk.kid,
@@ -326,9 +350,59 @@ function interactionPolicyWithSelectAccount (): unknown[] {
   return policy
 }
 
+/**
+ * Front-channel logout, which oidc-provider 9 no longer implements: the logout confirmation
+ * page (which sees the IdP session) notes the front-channel URL of every client signed in with
+ * it, keyed by the form's xsrf value; when the logout is confirmed, the answer becomes a
+ * "signing out" page that frames each URL (with `iss` and that client's `sid`) and links on to
+ * where the IdP would have redirected. A browser loads the frames; a scripted one reads them.
+ */
+function makeFrontChannel (clients: IdpClient[], issuer: string): {
+  logoutSource: (ctx: ProviderContext, form: string) => Promise<void>;
+  middleware: (ctx: ProviderContext, next: () => Promise<void>) => Promise<void>;
+} {
+  const uris = new Map(clients.flatMap((c) => c.frontchannel_logout_uri ? [[c.client_id, c.frontchannel_logout_uri] as const] : []))
+  const pending = new Map<string, string[]>()
+  return {
+    async logoutSource (ctx, form) {
+      const session = ctx.oidc.session
+      const xsrf = /name="xsrf" value="([^"]+)"/.exec(form)?.[1]
+      const frames = Object.keys(session.authorizations ?? {}).flatMap((clientId) => {
+        const uri = uris.get(clientId)
+        const sid = session.sidFor(clientId)
+        if (!uri || !sid) return []
+        const url = new URL(uri)
+        url.searchParams.set('iss', issuer)
+        url.searchParams.set('sid', sid)
+        return [url.href]
+      })
+      if (xsrf && frames.length) {
+        if (pending.size > 1000) pending.clear()
+        pending.set(xsrf, frames)
+      }
+      await logoutSource(ctx, form)
+    },
+    async middleware (ctx, next) {
+      await next()
+      if (ctx.oidc?.route !== 'end_session_confirm') return
+      const xsrf = ctx.oidc.body?.xsrf
+      const frames = typeof xsrf === 'string' ? pending.get(xsrf) : undefined
+      if (!frames || typeof xsrf !== 'string') return
+      pending.delete(xsrf)
+      const next_ = ctx.response.get('location')
+      ctx.remove('location')
+      ctx.status = 200
+      ctx.type = 'html'
+      ctx.body = page('Signing out', `<h1 id="signing-out">Signing you out of every application</h1>${frames.map((f) => `<iframe class="front-channel-logout" hidden src="${escapeHtml(f)}"></iframe>`).join('')}` +
+        (next_ ? `<p><a id="continue" href="${escapeHtml(next_)}">Continue</a></p>` : '<p id="signed-out">You signed out of your account.</p>'))
+    },
+  }
+}
+
 function clientMetadata (c: IdpClient): Record<string, unknown> {
   const hosts = new Set(c.redirect_uris.map((u) => new URL(u).host))
   return {
+    ...(c.backchannel_logout_uri ? { backchannel_logout_uri: c.backchannel_logout_uri, backchannel_logout_session_required: true } : {}),
     client_id: c.client_id,
     client_secret: c.client_secret,
     redirect_uris: c.redirect_uris,

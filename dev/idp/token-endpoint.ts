@@ -38,7 +38,7 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import http from 'node:http'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { SignJWT } from 'jose'
+import { SignJWT, decodeJwt } from 'jose'
 import { readBodyBuffer } from '../http.js'
 import { pairwiseSub } from './claims.js'
 import { JWT_BEARER, makeAssertionVerifier, type ClientCredentials } from './client-assertion.js'
@@ -148,6 +148,8 @@ export interface TokenEndpoint {
 
 export function makeTokenEndpoint (deps: {
   issuer: string;
+  /** Organizations realm: the `iss` of a user's tokens (their tenant's); the ID token is re-signed with it. */
+  issuerOf?: (user: IdpUser | undefined) => string;
   tenantId: string;
   signingKey: CryptoKey;
   kid: string;
@@ -228,14 +230,14 @@ export function makeTokenEndpoint (deps: {
       preferred_username: user?.preferredUsername,
       scp: scpFor(target).join(' '),
       sub: pairwiseSub(issued.accountId, issued.clientId),
-      tid: deps.tenantId,
+      tid: user?.tenantId ?? deps.tenantId,
       uti: randomBytes(16).toString('base64url'),
       ver: '2.0',
     }
     for (const [key, value] of Object.entries(claims)) if (value === undefined) delete claims[key]
     return await new SignJWT(claims)
       .setProtectedHeader({ alg: 'RS256', typ: 'JWT', kid: deps.kid })
-      .setIssuer(deps.issuer)
+      .setIssuer(deps.issuerOf ? deps.issuerOf(user) : deps.issuer)
       .setAudience(target[0]!.resource)
       .setIssuedAt(now)
       .setNotBefore(now)
@@ -340,6 +342,12 @@ export function makeTokenEndpoint (deps: {
       const body = ctx.body && typeof ctx.body === 'object' ? ctx.body as Record<string, unknown> : undefined
       if (!body) return
       if (ctx.status === 200 && typeof body.access_token === 'string') {
+        if (deps.issuerOf && typeof body.id_token === 'string') {
+          // oidc-provider signs with the template; Entra's tokens carry the user's tenant's issuer.
+          const claims = decodeJwt(body.id_token)
+          claims.iss = deps.issuerOf(deps.findUserByOid(ctx.oidc.entities?.AccessToken?.accountId ?? claims.oid))
+          body.id_token = await new SignJWT(claims).setProtectedHeader({ alg: 'RS256', typ: 'JWT', kid: deps.kid }).sign(deps.signingKey)
+        }
         if (info.code !== undefined) codeTargets.delete(info.code)
         if (info.refreshToken !== undefined && !deps.keepRotatedRefreshTokens) refreshTargets.delete(info.refreshToken)
         if (typeof body.refresh_token === 'string' && info.sticky) remember(refreshTargets, body.refresh_token, info.sticky)

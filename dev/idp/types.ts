@@ -11,6 +11,8 @@ export interface IdpUser {
   name: string;
   email?: string;
   preferredUsername: string;
+  /** The user's home tenant (`tid`); default the IdP's. In the organizations realm it decides the tokens' `iss`. */
+  tenantId?: string;
   /** App roles assigned for this app (`roles` claim); omitted from tokens when undefined/empty. */
   roles?: string[];
   /** Group object ids (`groups` claim); omitted when undefined. */
@@ -33,6 +35,13 @@ export interface IdpClient {
   certificates?: string[];
   /** Federated identity credentials: tokens of a trusted issuer for this subject are accepted as client assertions. */
   federatedCredentials?: FederatedCredential[];
+  /**
+   * Front-channel logout URL (Entra: "Front-channel logout URL" under Authentication): when the
+   * user signs out at this IdP, its signed-out page frames `<uri>?iss=<issuer>&sid=<sid>`.
+   */
+  frontchannel_logout_uri?: string;
+  /** OpenID back-channel logout: at sign-out this IdP POSTs a signed `logout_token` here (Entra has none). */
+  backchannel_logout_uri?: string;
 }
 
 export interface StartIdpOptions {
@@ -42,6 +51,13 @@ export interface StartIdpOptions {
   port?: number;
   /** Default DEFAULT_TENANT_ID. */
   tenantId?: string;
+  /**
+   * `'tenant'` (default): one tenant's endpoints, issuer `<origin>/<tenantId>/v2.0`.
+   * `'organizations'`: Entra's multi-tenant endpoints, mounted at `<origin>/organizations/v2.0`,
+   * whose metadata carries the issuer template `<origin>/{tenantid}/v2.0`; each ID token's `iss`
+   * is `<origin>/<the user's tid>/v2.0`, as Entra's on any cloud.
+   */
+  realm?: 'tenant' | 'organizations';
   clients: IdpClient[];
   users: IdpUser[];
   /** Lifetime of every access token (the app's own and other resources'), seconds. Default 3600 (Entra: 60-90 minutes). */
@@ -70,7 +86,7 @@ export interface TokenRequestCounts {
 }
 
 export interface Idp {
-  /** `http://host:port/<tenantId>/v2.0`, no trailing slash. */
+  /** `http://host:port/<tenantId>/v2.0` (`.../organizations/v2.0` in the organizations realm), no trailing slash: what a client is configured with. */
   issuer: string;
   /** `http://host:port`. */
   origin: string;

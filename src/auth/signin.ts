@@ -13,7 +13,7 @@ import { beginSignIn, completeSignIn, SignInError, type LoginTransaction, type S
 import { explainEntraError } from '../oidc/entra-errors.js'
 import type { Principal } from '../principal/principal.js'
 import { readPrincipal } from '../tokens/principal.js'
-import { loginHintOf, TokenJar } from '../tokens/jar.js'
+import { loginHintOf, revocationOf, TokenJar } from '../tokens/jar.js'
 import type { Configuration } from 'openid-client'
 import { readCookie, serializeCookie } from '../session/cookies.js'
 import { boundedReturnPath, LOGIN_COOKIE_MAX_AGE_MS, readTransactions, sealTransactions } from './login-cookie.js'
@@ -52,7 +52,8 @@ const SIGN_IN_REASONS: Record<string, string> = {
   token_future: "The sign-in response was dated in the future; the server's clock may be wrong.",
   tenant_not_allowed: 'Your account belongs to an organization that may not use this application.',
   userinfo_failed: 'Your account details could not be read from the identity provider.',
-  client_credential: "This application's own credentials could not be read, so no one can sign in right now."
+  client_credential: "This application's own credentials could not be read, so no one can sign in right now.",
+  session_revoked: 'Microsoft ended your sign-in session while it was being completed. Please sign in again.'
 }
 
 /** Failures that another attempt cannot mend. */
@@ -205,7 +206,8 @@ async function signInPlugin (app: FastifyInstance, opts: { config: GatewayConfig
     try {
       user = await readPrincipal({ config, oidc, jar, graph: app.tokens.graph, pool: app.tokens.pool }, result.claims, Date.now())
     } catch (err) {
-      signInFailed(request, reply, 'userinfo_failed', transaction.returnTo, { logDetail: (err as Error).message })
+      const revoked = revocationOf(err)
+      signInFailed(request, reply, revoked !== undefined ? 'session_revoked' : 'userinfo_failed', transaction.returnTo, { idpError: revoked, logDetail: (err as Error).message })
       return true
     }
 
@@ -221,6 +223,8 @@ async function signInPlugin (app: FastifyInstance, opts: { config: GatewayConfig
     request.session.setMaxAge(maxAge * 1000)
     await app.tokens.keep(request, jar.set)
     await request.session.save()
+    // So that a sign-out at the IdP (which names only sid and sub) finds this session.
+    await app.idpLogout.link(request)
     app.metrics.signIns.inc({ result: 'success' })
     request.log.info({ event: 'sign_in', user: user.userId, tenant: user.tenantId, ip: request.ip, groupsOverage: user.groupsOverage, authzError: user.authzError }, 'signed in')
     // Checked again: the configured sites may have changed since the sign-in started.
@@ -295,4 +299,4 @@ async function signInPlugin (app: FastifyInstance, opts: { config: GatewayConfig
   app.get('/oauth2/start', signInRoute(true))
 }
 
-export default fp(signInPlugin, { name: 'signin', fastify: '5.x', dependencies: ['session', 'discovery', 'pages', 'tokens'] })
+export default fp(signInPlugin, { name: 'signin', fastify: '5.x', dependencies: ['session', 'discovery', 'pages', 'tokens', 'idp-logout'] })

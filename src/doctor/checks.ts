@@ -11,6 +11,7 @@ import { egressRoute, showProxy, type EgressFetch } from '../egress/egress.js'
 import { IDENTITY_HEADERS } from '../proxy/headers.js'
 import { error, ok, redactUrl, warn, type Finding } from './findings.js'
 import { httpGet, redisPing, type HttpProbe, type ProbeOptions, type RedisProbe } from './probes.js'
+import { BACK_CHANNEL_LOGOUT_PATH, FRONT_CHANNEL_LOGOUT_PATH } from '../oidc/logout.js'
 
 /** Clock skew above this is worth a warning; above the gateway's tolerance (OPENID_CLOCK_TOLERANCE) sign-ins fail. */
 export const CLOCK_WARN_SECONDS = 60
@@ -466,6 +467,22 @@ export function checkRedirectUri (settings: Pick<DoctorSettings, 'publicOrigin' 
       : ok(`sign-out ends at ${settings.postLogoutRedirectUri}${own}`,
         'with OPENID_USE_END_SESSION_ENDPOINT=true Entra sends users there: register it as a redirect URI of the app registration then'))
   }
+  return findings
+}
+
+/** The logout URLs to register, so that a sign-out at Microsoft ends the gateway's sessions too. */
+export function checkLogoutUrls (settings: Pick<DoctorSettings, 'publicOrigin'>): Finding[] {
+  if (settings.publicOrigin === undefined) return []
+  const front = settings.publicOrigin + FRONT_CHANNEL_LOGOUT_PATH
+  const findings = [ok(`front-channel logout URL to register in Entra: ${front}`,
+    'set it under App registrations → Authentication → Front-channel logout URL, and add the optional claim sid to the ID token (Token configuration → Add optional claim → ID → sid), so that signing out of Microsoft ends the gateway session too')]
+  const origin = new URL(settings.publicOrigin)
+  if (origin.protocol === 'http:' && !isLoopbackHost(origin.hostname)) {
+    findings.push(warn(`the front-channel logout URL ${front} is http://: Entra accepts only https:// there`,
+      `serve the gateway over https and set DOMAIN_SERVER=https://${origin.host}`))
+  }
+  findings.push(ok(`back-channel logout URL (IdPs that have it; Entra does not): ${settings.publicOrigin + BACK_CHANNEL_LOGOUT_PATH}`,
+    'register it as the client\'s backchannel_logout_uri at an IdP with OpenID back-channel logout'))
   return findings
 }
 

@@ -1,6 +1,6 @@
 // All checks, in the order an operator fixes things: the variables, the IdP and the outbound
 // route to it, the redirect URI to register, the upstream and Redis, Graph consent, and what the upstream will receive.
-import { checkAuthorization, checkClientCredential, checkEgress, checkForwardedHeaders, checkGraphScopes, checkRedirectUri, checkRedis, checkUpstream, checkVariables, idpFindings, probeIdp, settingsFrom, type NetworkOptions } from './checks.js'
+import { checkAuthorization, checkClientCredential, checkEgress, checkForwardedHeaders, checkGraphScopes, checkLogoutUrls, checkRedirectUri, checkRedis, checkUpstream, checkVariables, idpFindings, probeIdp, settingsFrom, type NetworkOptions } from './checks.js'
 import type { Finding } from './findings.js'
 import { createDirect, createEgress } from '../egress/egress.js'
 
@@ -23,6 +23,7 @@ export async function runDoctor (env: NodeJS.ProcessEnv, opts: NetworkOptions = 
     ...idpFindings(settings, discovery),
     ...checkEgress(settings, env, discovery),
     ...checkRedirectUri(settings),
+    ...checkLogoutUrls(settings),
     ...upstream,
     ...redis,
     ...checkAuthorization(env),

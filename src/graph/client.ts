@@ -78,6 +78,13 @@ export async function graphRequest (
       }
     }
     let code = res.status === 429 ? 'throttled' : `http_${res.status}`
+    // A claims challenge (continuous access evaluation: the user's session was revoked, or
+    // policy wants more): no token of this session will do again, only a new sign-in.
+    const challenge = res.status === 401 ? res.headers.get('www-authenticate') ?? '' : ''
+    if (/\berror\s*=\s*"?insufficient_claims\b/i.test(challenge)) {
+      o.onResult?.(false)
+      throw new GraphError('Graph answered a claims challenge (insufficient_claims)', 'insufficient_claims', 401)
+    }
     try {
       const parsed = JSON.parse(body) as { error?: { code?: string } }
       if (typeof parsed.error?.code === 'string') code = parsed.error.code

@@ -3,9 +3,11 @@
 // end-session URL. No HTTP server here; the sign-in plugin wires these to requests.
 import * as client from 'openid-client'
 import type { GatewayConfig } from '../config.js'
-import { isLoopbackHost } from '../config.js'
+import { isLoopbackHost, MSA_TENANT_ID } from '../config.js'
 import type { Claims } from '../principal/claims.js'
 import { clientAuthentication, credentialFailure, type CredentialEvent } from './client-auth.js'
+import { isIssuerTemplate, TENANT_PLACEHOLDER } from './issuer.js'
+import { templateFetch, templateVerifier, TenantIdTokenError, withTenantIdToken, type TemplateHolder } from './tenant-tokens.js'
 
 /** An ID token issued longer ago than this is refused even if not yet expired. */
 export const MAX_ID_TOKEN_AGE_SECONDS = 600
@@ -17,6 +19,10 @@ export const LOGIN_TRANSACTION_SECONDS = 600
  */
 export async function discover (config: GatewayConfig, fetch: client.CustomFetch, onCredentialEvent?: CredentialEvent): Promise<client.Configuration> {
   const issuer = new URL(config.issuer)
+  // The discovery document's own URL: openid-client then leaves the issuer check to us, which
+  // accepts Entra's `{tenantid}` template on any host (it does so only for login.microsoftonline.com).
+  const wellKnown = new URL(`${config.issuer}/.well-known/openid-configuration`)
+  const holder: TemplateHolder = {}
   const insecure = issuer.protocol === 'http:' && isLoopbackHost(issuer.hostname)
   const metadata: Partial<client.ClientMetadata> = {
     ...(config.clientCredential.kind === 'secret' ? { client_secret: config.clientSecret } : {}),
@@ -27,16 +33,48 @@ export async function discover (config: GatewayConfig, fetch: client.CustomFetch
   }
   // The secret, a certificate's assertion or a federated token (oidc/client-auth.ts).
   const auth = clientAuthentication(config, onCredentialEvent)
-  const oidc = await client.discovery(issuer, config.clientId, metadata, auth, {
+  const oidc = await client.discovery(wellKnown, config.clientId, metadata, auth, {
     execute: insecure ? [client.allowInsecureRequests] : [],
     // Both kept by the configuration for its later requests.
-    [client.customFetch]: fetch,
+    [client.customFetch]: templateFetch(fetch, holder),
     timeout: 5
   })
+  const server = oidc.serverMetadata()
+  if (!issuerMatches(config.issuer, server.issuer)) {
+    throw new Error(`discovered metadata issuer does not match the expected issuer (${server.issuer}, expected ${config.issuer})`)
+  }
+  if (isIssuerTemplate(server.issuer)) {
+    if (server.jwks_uri === undefined || server.token_endpoint === undefined) throw new Error('the discovery document names no jwks_uri or token_endpoint')
+    holder.template = {
+      issuer: server.issuer,
+      tokenEndpoint: server.token_endpoint,
+      verify: templateVerifier({ issuer: server.issuer, jwksUri: server.jwks_uri, clientId: config.clientId, clockToleranceSeconds: config.clockToleranceSeconds, fetch })
+    }
+    templated.add(oidc)
+  }
   // openid-client trusts the TLS channel for ID tokens from the token endpoint unless told
   // otherwise; we verify their signatures against the IdP's JWKS as well.
   client.enableNonRepudiationChecks(oidc)
   return oidc
+}
+
+/** Configurations whose issuer is Entra's `{tenantid}` template (their ID tokens are verified in tenant-tokens.ts). */
+const templated = new WeakSet<client.Configuration>()
+export const isTemplated = (oidc: client.Configuration): boolean => templated.has(oidc)
+
+/**
+ * The discovered issuer is the configured one or, for a multi-tenant endpoint (`common`,
+ * `organizations`, `consumers`), the configured one with that segment as `{tenantid}`.
+ */
+export function issuerMatches (configured: string, discovered: string): boolean {
+  if (new URL(discovered).href === new URL(configured).href) return true
+  const url = new URL(configured)
+  const segments = url.pathname.split('/')
+  const segment = (segments[1] ?? '').toLowerCase()
+  if (!['common', 'organizations', 'consumers'].includes(segment)) return false
+  // `consumers` publishes one concrete tenant, the personal accounts'; the others the template.
+  segments[1] = segment === 'consumers' ? MSA_TENANT_ID : TENANT_PLACEHOLDER
+  return discovered === `${url.origin}${segments.join('/')}`
 }
 
 /** What the gateway remembers between the redirect to the IdP and the callback. */
@@ -108,14 +146,17 @@ export async function completeSignIn (
   opts: { callbackUrl: URL, state: string, transaction: LoginTransaction, allowedTenants: readonly string[] | undefined, clockToleranceSeconds: number, now?: number }
 ): Promise<SignInResult> {
   let tokens: Awaited<ReturnType<typeof client.authorizationCodeGrant>>
+  let tenantIdToken: { idToken?: string, claims?: Claims } = {}
+  const template = isTemplated(oidc)
   try {
-    tokens = await client.authorizationCodeGrant(oidc, opts.callbackUrl, {
+    // With the issuer template, the ID token is verified by tenant-tokens.ts (the nonce below).
+    ({ result: tokens, ...tenantIdToken } = await withTenantIdToken(template, async () => await client.authorizationCodeGrant(oidc, opts.callbackUrl, {
       pkceCodeVerifier: opts.transaction.codeVerifier,
       expectedState: opts.state,
-      expectedNonce: opts.transaction.nonce,
-      idTokenExpected: true
-    })
+      ...(template ? {} : { expectedNonce: opts.transaction.nonce, idTokenExpected: true })
+    })))
   } catch (err) {
+    if (err instanceof TenantIdTokenError) throw new SignInError('token_invalid', `the sign-in response failed validation (${err.message})`, { cause: err })
     if (err instanceof client.AuthorizationResponseError) {
       const description = typeof err.error_description === 'string' ? err.error_description : undefined
       const aadsts = /AADSTS\d+/.exec(description ?? '')?.[0]
@@ -136,8 +177,10 @@ export async function completeSignIn (
     const code = (err as { code?: string }).code
     throw new SignInError('token_invalid', `the sign-in response failed validation (${code ?? (err as Error).message})`, { cause: err })
   }
-  const claims = tokens.claims() as Claims | undefined
-  if (claims === undefined || tokens.id_token === undefined) throw new SignInError('token_invalid', 'the IdP returned no ID token')
+  const claims = template ? tenantIdToken.claims : tokens.claims() as Claims | undefined
+  const idToken = template ? tenantIdToken.idToken : tokens.id_token
+  if (claims === undefined || idToken === undefined) throw new SignInError('token_invalid', 'the IdP returned no ID token')
+  if (template && claims.nonce !== opts.transaction.nonce) throw new SignInError('token_invalid', 'the sign-in response failed validation (nonce)')
 
   const now = Math.floor((opts.now ?? Date.now()) / 1000)
   const iat = claims.iat
@@ -155,7 +198,7 @@ export async function completeSignIn (
   const expiresIn = tokens.expiresIn()
   return {
     claims,
-    idToken: tokens.id_token,
+    idToken,
     accessToken: tokens.access_token,
     refreshToken: tokens.refresh_token,
     accessTokenExpiresAt: expiresIn !== undefined ? now + expiresIn : undefined,

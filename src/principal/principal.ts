@@ -14,6 +14,8 @@ export interface Principal extends Identity {
   signedInAt: number
   /** Epoch ms when roles and groups were last read from the IdP (and Graph). */
   checkedAt: number
+  /** The IdP session (`sid` claim of the ID token), which the IdP's logout names; a session's only. */
+  sid: string | undefined
 }
 
 /** How the required-role rule reads its values: which token, and the claim path in it. */
@@ -30,6 +32,8 @@ export interface ResolveSources {
   accessTokenClaims: () => Claims
   /** The claims the UserInfo endpoint returns for the sign-in access token. */
   userInfoClaims: () => Promise<Claims>
+  /** Failures that must not become `authzError` but end the sign-in or session (a revoked session). */
+  fatal?: (err: unknown) => boolean
 }
 
 /**
@@ -47,6 +51,7 @@ export async function resolvePrincipal (claims: Claims, role: RoleSource | undef
     try {
       identity.groups = await sources.overageGroups()
     } catch (err) {
+      if (sources.fatal?.(err) === true) throw err
       identity.groups = []
       authzError = (err as Error).message
     }
@@ -61,7 +66,7 @@ export async function resolvePrincipal (claims: Claims, role: RoleSource | undef
   } else {
     roleValues = claimValues(await sources.userInfoClaims(), role.path)
   }
-  return compact(identity, roleValues, groupsOverage, authzError, signedInAt, now, pool)
+  return compact(identity, roleValues, groupsOverage, authzError, signedInAt, now, pool, typeof claims.sid === 'string' && claims.sid !== '' ? claims.sid : undefined)
 }
 
 /**
@@ -91,7 +96,7 @@ const sameList = (a: readonly string[], b: readonly string[]): boolean => a.leng
  * values shared: `preferredUsername` is often the email and the role values often the roles,
  * and each copy costs the memory store per signed-in user.
  */
-function compact (identity: Identity, roleValues: string[], groupsOverage: boolean, authzError: string | undefined, signedInAt: number, checkedAt: number, pool?: StringPool): Principal {
+function compact (identity: Identity, roleValues: string[], groupsOverage: boolean, authzError: string | undefined, signedInAt: number, checkedAt: number, pool?: StringPool, sid?: string): Principal {
   const roles = pool?.list(identity.roles) ?? identity.roles
   const groups = pool?.list(identity.groups) ?? identity.groups
   const p: Principal = {
@@ -107,7 +112,8 @@ function compact (identity: Identity, roleValues: string[], groupsOverage: boole
     roleValues: sameList(roleValues, roles) ? roles : sameList(roleValues, groups) ? groups : (pool?.list(roleValues) ?? roleValues),
     groupsOverage,
     signedInAt,
-    checkedAt
+    checkedAt,
+    sid
   }
   if (authzError !== undefined) p.authzError = authzError
   return p

@@ -7,7 +7,7 @@ import type { Problem } from '../pages/plugin.js'
 import { guardBrowserApi } from './browser-api.js'
 import { graphCollect, GraphError, type GraphOptions } from '../graph/client.js'
 import { graphToken } from '../tokens/principal.js'
-import { RefreshError } from '../tokens/jar.js'
+import { RefreshError, revocationOf } from '../tokens/jar.js'
 
 export interface DirectoryUser { id: string, name: string, email: string | null, upn: string | null, job_title: string | null, source: 'people' | 'directory' }
 export interface DirectoryGroup { id: string, name: string, email: string | null, description: string | null }
@@ -39,6 +39,7 @@ export default async function directoryRoutes (app: FastifyInstance, opts: { con
   const graph: GraphOptions = app.tokens.graph
 
   const failed = (err: unknown): Problem => {
+    if (revocationOf(err) !== undefined) return { status: 401, error: 'session_expired', message: 'Your session has ended; sign in again.', jsonOnly: true, json: { login_url: `${config.publicOrigin}/oauth2/sign_in` } }
     if (err instanceof GraphError) return { status: err.status === 429 ? 503 : 502, error: 'graph_unavailable', message: 'Microsoft Graph did not answer the search.', json: { graph_error: err.code } }
     if (err instanceof RefreshError) return { status: err.reason === 'invalid_grant' ? 401 : 502, error: 'token_unavailable', message: 'A Graph token could not be obtained.' }
     throw err
@@ -76,6 +77,8 @@ export default async function directoryRoutes (app: FastifyInstance, opts: { con
       }
       return { users: users.slice(0, MAX_RESULTS), groups }
     } catch (err) {
+      // A claims challenge from Graph: the session ends (withJar ends it for a revoked grant).
+      await app.tokens.endIfRevoked(request, err)
       const f = failed(err)
       request.log.warn({ event: 'graph_failed', user: user.userId, call: 'search', detail: (err as Error).message }, 'directory search failed')
       return reply.problem(f)
@@ -107,6 +110,7 @@ export default async function directoryRoutes (app: FastifyInstance, opts: { con
       }
       return { members: [...out.values()], complete: members.complete && owners.complete }
     } catch (err) {
+      await app.tokens.endIfRevoked(request, err)
       const f = failed(err)
       request.log.warn({ event: 'graph_failed', user: user.userId, call: 'members', detail: (err as Error).message }, 'group members failed')
       return reply.problem(f)

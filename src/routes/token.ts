@@ -45,6 +45,8 @@ export default async function tokenRoutes (app: FastifyInstance, opts: { config:
       return { access_token: token.accessToken, token_type: 'Bearer', expires_in: token.expiresAt - now, scope: token.scope }
     } catch (err) {
       const reason = err instanceof RefreshError ? err.reason : 'error'
+      // A revoked grant has already ended the session (withJar): sign in again.
+      if (request.session.user === undefined) return reply.problem({ status: 401, error: 'session_expired', message: 'Your session has ended; sign in again.', jsonOnly: true, json: { login_url: `${config.publicOrigin}/oauth2/sign_in`, idp_error: err instanceof RefreshError ? err.idpError : undefined } })
       request.log.warn({ event: 'token_request_failed', user: user.userId, reason, idpError: err instanceof RefreshError ? err.idpError : undefined }, 'token for another resource failed')
       const status = reason === 'invalid_grant' || reason === 'no_refresh_token' ? 401 : 502
       return reply.problem({ status, error: reason === 'invalid_grant' ? 'session_expired' : 'token_unavailable', message: 'A token for that resource could not be obtained.', json: { idp_error: err instanceof RefreshError ? err.idpError : undefined } })

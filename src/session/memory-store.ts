@@ -20,6 +20,10 @@ export class MemoryStore implements GatewayStore {
   readonly #entries = new Map<string, StoredSession>()
   readonly #aux = new Map<string, AuxEntry>()
   readonly #shared = new Map<string, string>()
+  /** key → session id → expiry (epoch ms). */
+  readonly #links = new Map<string, Map<string, number>>()
+  /** Replay keys → expiry (epoch ms). */
+  readonly #seen = new Map<string, number>()
   readonly #max: number
   readonly #sweeper: NodeJS.Timeout
 
@@ -60,6 +64,38 @@ export class MemoryStore implements GatewayStore {
         if (entry.expiresAt <= now) map.delete(id)
       }
     }
+    for (const [key, ids] of this.#links) {
+      for (const [id, exp] of ids) if (exp <= now) ids.delete(id)
+      if (ids.size === 0) this.#links.delete(key)
+    }
+    for (const [key, exp] of this.#seen) if (exp <= now) this.#seen.delete(key)
+  }
+
+  async link (key: string, sessionId: string, expiresAt: number): Promise<void> {
+    let ids = this.#links.get(key)
+    if (ids === undefined) {
+      // Bounded like the sessions: about two links (sid, sub) per session.
+      evictOldest(this.#links, 2 * this.#max)
+      ids = new Map()
+      this.#links.set(key, ids)
+    }
+    ids.set(sessionId, expiresAt)
+  }
+
+  async takeLinked (key: string): Promise<string[]> {
+    const ids = this.#links.get(key)
+    this.#links.delete(key)
+    const now = Date.now()
+    return ids === undefined ? [] : [...ids].filter(([, exp]) => exp > now).map(([id]) => id)
+  }
+
+  async firstUse (key: string, ttlMs: number): Promise<boolean> {
+    const now = Date.now()
+    const exp = this.#seen.get(key)
+    if (exp !== undefined && exp > now) return false
+    evictOldest(this.#seen, this.#max)
+    this.#seen.set(key, now + ttlMs)
+    return true
   }
 
   async ping (): Promise<void> {}
@@ -98,6 +134,8 @@ export class MemoryStore implements GatewayStore {
     clearInterval(this.#sweeper)
     this.#entries.clear()
     this.#aux.clear()
+    this.#links.clear()
+    this.#seen.clear()
   }
 }
 

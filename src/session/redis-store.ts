@@ -27,6 +27,10 @@ export interface RedisStoreOptions {
 }
 
 const RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
+// A sorted set per key, scored by each session's expiry: expired members are dropped on every
+// link, and the key itself expires with its longest-lived member.
+const LINK = "redis.call('zadd', KEYS[1], ARGV[1], ARGV[2]); redis.call('zremrangebyscore', KEYS[1], '-inf', ARGV[3]); local top = redis.call('zrange', KEYS[1], -1, -1, 'WITHSCORES'); if top[2] then redis.call('pexpireat', KEYS[1], top[2]) end; return 1"
+const TAKE = "local ids = redis.call('zrangebyscore', KEYS[1], ARGV[1], '+inf'); redis.call('del', KEYS[1]); return ids"
 const EXTEND = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
 
 export class RedisStore implements GatewayStore {
@@ -173,6 +177,18 @@ export class RedisStore implements GatewayStore {
 
   async deleteAux (key: string): Promise<void> {
     await this.#run(async c => await c.del(`entra-gw:aux:${key}`))
+  }
+
+  async link (key: string, sessionId: string, expiresAt: number): Promise<void> {
+    await this.#run(async c => await c.eval(LINK, 1, `entra-gw:link:${key}`, String(Math.ceil(expiresAt)), sessionId, String(Date.now())))
+  }
+
+  async takeLinked (key: string): Promise<string[]> {
+    return await this.#run(async c => await c.eval(TAKE, 1, `entra-gw:link:${key}`, String(Date.now())) as string[])
+  }
+
+  async firstUse (key: string, ttlMs: number): Promise<boolean> {
+    return await this.#run(async c => await c.set(`entra-gw:once:${key}`, '1', 'PX', Math.max(1, Math.ceil(ttlMs)), 'NX')) === 'OK'
   }
 
   async putIfAbsent (key: string, value: string): Promise<string> {

@@ -45,6 +45,16 @@ export interface GatewayStore {
   getAux: (key: string) => Promise<Buffer | undefined>
   setAux: (key: string, value: Buffer, ttlMs: number) => Promise<void>
   deleteAux: (key: string) => Promise<void>
+  /**
+   * Links a session to `key` (its IdP session's `sid`, its user's `sub`) until `expiresAt` (epoch
+   * ms), so a logout from the IdP, which names only those, finds the session. A link never
+   * outlives the expiry it was given.
+   */
+  link: (key: string, sessionId: string, expiresAt: number) => Promise<void>
+  /** The sessions still linked to `key`, removing the links (each logout is acted on once). */
+  takeLinked: (key: string) => Promise<string[]>
+  /** True the first time `key` is seen within `ttlMs` (shared by every replica): replay checks. */
+  firstUse: (key: string, ttlMs: number) => Promise<boolean>
   /** Stores `value` under `key` unless one is there; resolves to the value kept (shared keys). */
   putIfAbsent: (key: string, value: string) => Promise<string>
   close: () => Promise<void>

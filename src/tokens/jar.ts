@@ -4,6 +4,9 @@
 import * as client from 'openid-client'
 import type { Claims } from '../principal/claims.js'
 import { credentialFailure } from '../oidc/client-auth.js'
+import { GraphError } from '../graph/client.js'
+import { isTemplated } from '../oidc/flow.js'
+import { TenantIdTokenError, withTenantIdToken } from '../oidc/tenant-tokens.js'
 
 export interface ResourceToken {
   accessToken: string
@@ -31,7 +34,7 @@ export interface TokenSet {
   resources?: Record<string, ResourceToken>
 }
 
-export type RefreshFailure = 'invalid_grant' | 'no_refresh_token' | 'idp_error' | 'unreachable'
+export type RefreshFailure = 'invalid_grant' | 'interaction_required' | 'no_refresh_token' | 'idp_error' | 'unreachable'
 
 export class RefreshError extends Error {
   readonly reason: RefreshFailure
@@ -50,12 +53,30 @@ export function classifyRefreshError (err: unknown): RefreshError {
     const aadsts = /AADSTS\d+/.exec(typeof err.error_description === 'string' ? err.error_description : '')?.[0]
     // invalid_grant: revoked, expired, or the password changed; only a new sign-in helps.
     if (err.error === 'invalid_grant') return new RefreshError('invalid_grant', 'the refresh token was refused (invalid_grant)', aadsts ?? err.error)
+    // A claims challenge or Conditional Access wanting the user (MFA, a revoked session): the
+    // refresh token cannot satisfy it, only a new interactive sign-in can.
+    if (err.error === 'interaction_required' || err.error === 'insufficient_claims' || typeof (err.cause as { claims?: unknown } | undefined)?.claims === 'string') {
+      return new RefreshError('interaction_required', `the token endpoint asked for a new sign-in (${err.error})`, aadsts ?? err.error)
+    }
     return new RefreshError('idp_error', `the token endpoint answered ${err.error}`, aadsts ?? err.error)
   }
   // The gateway's own credential could not be produced (its file gone or broken): not an outage.
   const credential = credentialFailure(err)
   if (credential !== undefined) return new RefreshError('idp_error', credential.message, 'client_credential')
   return new RefreshError('unreachable', `the token endpoint could not be reached: ${(err as Error).message}`)
+}
+
+/**
+ * Why the user's session with the IdP is over, when `err` says so: the refresh grant was
+ * revoked or expired (`invalid_grant`: AADSTS50173, 70043, 700082, 70008, ...), the token
+ * endpoint asked for a new interactive sign-in, or Graph answered a claims challenge
+ * (continuous access evaluation). Returns the code to log; undefined for any other failure.
+ * No token of the session can help then: the session ends rather than try the refresh token again.
+ */
+export function revocationOf (err: unknown): string | undefined {
+  if (err instanceof RefreshError && (err.reason === 'invalid_grant' || err.reason === 'interaction_required')) return err.idpError ?? err.reason
+  if (err instanceof GraphError && err.code === 'insufficient_claims') return 'insufficient_claims'
+  return undefined
 }
 
 const nowSeconds = (): number => Math.floor(Date.now() / 1000)
@@ -105,12 +126,15 @@ export function loginHintOf (claims: Claims): string | undefined {
 export async function refreshSignInTokens (oidc: client.Configuration, set: TokenSet, scope: string): Promise<{ set: TokenSet, claims: Claims }> {
   if (set.refreshToken === undefined) throw new RefreshError('no_refresh_token', 'the session has no refresh token')
   let res: Awaited<ReturnType<typeof client.refreshTokenGrant>>
+  let tenant: { idToken?: string, claims?: Claims } = {}
+  const refreshToken = set.refreshToken
   try {
-    res = await client.refreshTokenGrant(oidc, set.refreshToken, { scope })
+    ({ result: res, ...tenant } = await withTenantIdToken(isTemplated(oidc), async () => await client.refreshTokenGrant(oidc, refreshToken, { scope })))
   } catch (err) {
+    if (err instanceof TenantIdTokenError) throw new RefreshError('idp_error', `the refreshed ID token failed validation (${err.message})`)
     throw classifyRefreshError(err)
   }
-  const claims = res.claims() as Claims | undefined
+  const claims = tenant.claims ?? res.claims() as Claims | undefined
   if (claims === undefined) throw new RefreshError('idp_error', 'the refresh answered no ID token, so authorization could not be re-read')
   const expiresIn = res.expiresIn()
   const loginHint = loginHintOf(claims) ?? set.loginHint
@@ -120,7 +144,7 @@ export async function refreshSignInTokens (oidc: client.Configuration, set: Toke
       accessToken: res.access_token,
       accessTokenExpiresAt: expiresIn !== undefined ? nowSeconds() + expiresIn : undefined,
       refreshToken: res.refresh_token ?? set.refreshToken,
-      idToken: res.id_token ?? set.idToken,
+      idToken: tenant.idToken ?? res.id_token ?? set.idToken,
       scope: res.scope ?? set.scope,
       ...(loginHint !== undefined ? { loginHint } : {})
     },

@@ -7,7 +7,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { GatewayConfig } from '../config.js'
-import { keepInSession, keepInSideEntry, keptTokens, refreshSignInTokens, TokenJar, RefreshError, type TokenSet } from './jar.js'
+import { keepInSession, keepInSideEntry, keptTokens, refreshSignInTokens, revocationOf, TokenJar, RefreshError, type TokenSet } from './jar.js'
 import { readPrincipal } from './principal.js'
 import { StringPool } from '../principal/principal.js'
 import type { GraphOptions } from '../graph/client.js'
@@ -39,6 +39,14 @@ export interface Tokens {
    * the jar redeemed (rotated refresh token, cached resource tokens).
    */
   withJar: <T>(request: FastifyRequest, fn: (jar: TokenJar) => Promise<T>) => Promise<T>
+  /**
+   * Ends the session when `err` says the user's session with the IdP was revoked (revocationOf:
+   * invalid_grant, a claims challenge from the token endpoint or Graph); true when it did.
+   * withJar and the refresh do this themselves; callers of Graph with a token from withJar call it.
+   */
+  endIfRevoked: (request: FastifyRequest, err: unknown) => Promise<boolean>
+  /** Drops the side entry of a session ended from elsewhere (the IdP's logout). */
+  forgetSession: (sessionId: string) => Promise<void>
 }
 
 declare module 'fastify' {
@@ -177,6 +185,8 @@ async function tokensPlugin (app: FastifyInstance, opts: { config: GatewayConfig
         const refreshed = await refreshSignInTokens(oidc, set, config.signInScope)
         const jar = new TokenJar(oidc, refreshed.set)
         const next = await readPrincipal({ config, oidc, jar, graph, pool }, refreshed.claims, user.signedInAt)
+        // The IdP session does not change at a refresh (its ID token may leave `sid` out).
+        next.sid ??= user.sid
         s.user = next
         if (config.reuseTokens) {
           // The session slides with Entra's refresh token, within the absolute bound.
@@ -190,8 +200,11 @@ async function tokensPlugin (app: FastifyInstance, opts: { config: GatewayConfig
         return 'ok'
       } catch (err) {
         const failure = err instanceof RefreshError ? err : undefined
-        app.metrics.refreshes.inc({ result: failure?.reason ?? 'error' })
-        if (failure?.reason === 'invalid_grant' || failure?.reason === 'no_refresh_token') return await end(request, failure.reason, failure.idpError)
+        const revoked = revocationOf(err)
+        app.metrics.refreshes.inc({ result: failure?.reason ?? (revoked !== undefined ? 'revoked' : 'error') })
+        // Revoked: never tried again with the same refresh token; the user signs in again.
+        if (revoked !== undefined) return await end(request, failure?.reason ?? 'revoked', revoked)
+        if (failure?.reason === 'no_refresh_token') return await end(request, failure.reason, failure.idpError)
         request.log.warn({ event: 'refresh_failed', user: user.userId, tenant: user.tenantId, ip: request.ip, reason: failure?.reason ?? 'error', detail: (err as Error).message, stillValid: tokenValid }, 'token refresh failed')
         if (backoff.size > 10_000) backoff.clear()
         backoff.set(s.sessionId, now + RETRY_AFTER_FAILURE_MS)
@@ -240,7 +253,23 @@ async function tokensPlugin (app: FastifyInstance, opts: { config: GatewayConfig
     return await p
   }
 
+  async function endIfRevoked (request: FastifyRequest, err: unknown): Promise<boolean> {
+    const code = revocationOf(err)
+    if (code === undefined || request.session.user === undefined) return false
+    await end(request, err instanceof RefreshError ? err.reason : 'revoked', code)
+    return true
+  }
+
   async function withJar<T> (request: FastifyRequest, fn: (jar: TokenJar) => Promise<T>): Promise<T> {
+    try {
+      return await jarRun(request, fn)
+    } catch (err) {
+      await endIfRevoked(request, err)
+      throw err
+    }
+  }
+
+  async function jarRun<T> (request: FastifyRequest, fn: (jar: TokenJar) => Promise<T>): Promise<T> {
     const outcome = await exclusive(request, async () => {
       const set = await open(request)
       if (set === undefined) throw new RefreshError('no_refresh_token', 'the session holds no tokens')
@@ -256,7 +285,9 @@ async function tokensPlugin (app: FastifyInstance, opts: { config: GatewayConfig
     return outcome
   }
 
-  app.decorate('tokens', { graph, pool, isDue: (request: FastifyRequest) => due(request, Date.now()), ensureFresh, accessToken, open, keep, forget, withJar })
+  const forgetSession = async (sessionId: string): Promise<void> => { await store.deleteAux(`tokens:${sessionId}`) }
+
+  app.decorate('tokens', { graph, pool, isDue: (request: FastifyRequest) => due(request, Date.now()), ensureFresh, accessToken, open, keep, forget, withJar, endIfRevoked, forgetSession })
 }
 
 export default fp(tokensPlugin, { name: 'tokens', fastify: '5.x', dependencies: ['session', 'discovery', 'metrics', 'egress'] })

@@ -8,7 +8,7 @@ import type { Claims } from '../principal/claims.js'
 import { resolvePrincipal, type Principal, type StringPool } from '../principal/principal.js'
 import { fetchUserInfoClaims } from '../oidc/flow.js'
 import { transitiveGroupIds, type GraphOptions } from '../graph/client.js'
-import type { TokenJar } from './jar.js'
+import { revocationOf, type TokenJar } from './jar.js'
 
 export interface ReadDeps {
   config: Pick<GatewayConfig, 'requiredRole' | 'graphScopes' | 'graphApiUrl' | 'claimNames'>
@@ -34,14 +34,18 @@ export async function readPrincipal (deps: ReadDeps, claims: Claims, signedInAt:
       try {
         token = await graphToken(deps)
       } catch (err) {
+        if (revocationOf(err) !== undefined) throw err
         throw new Error(`graph token: ${(err as Error).message}`)
       }
       try {
         return await transitiveGroupIds(deps.graph, token)
       } catch (err) {
+        if (revocationOf(err) !== undefined) throw err
         throw new Error(`graph: ${(err as Error).message}`)
       }
     },
+    // A revoked session is not a Graph outage: it ends the session instead of refusing for now.
+    fatal: (err) => revocationOf(err) !== undefined,
     accessTokenClaims: () => {
       try {
         return decodeJwt(accessToken) as Claims

@@ -15,7 +15,7 @@ import { startUpstream } from '../../dev/upstream.js'
 import { freePort, startRedis } from '../helpers/redis.js'
 import { runDoctor, secretValues } from '../../src/doctor/run.js'
 import { formatFinding, hasErrors, renderReport, type Finding } from '../../src/doctor/findings.js'
-import { checkAuthorization, checkGraphScopes, checkRedirectUri, clockFindings, discoveryFindings, checkVariables } from '../../src/doctor/checks.js'
+import { checkAuthorization, checkGraphScopes, checkLogoutUrls, checkRedirectUri, clockFindings, discoveryFindings, checkVariables } from '../../src/doctor/checks.js'
 import { httpGet } from '../../src/doctor/probes.js'
 import { IDENTITY_HEADERS } from '../../src/proxy/headers.js'
 
@@ -265,6 +265,16 @@ t.test('unregistered callback shape', async t => {
       t.equal(checkRedirectUri({ publicOrigin: GATEWAY, callbackPath: bad, useEndSessionEndpoint: false, postLogoutRedirectUri: undefined })[0]?.level, 'ERROR', bad)
     }
   })
+})
+
+t.test('the logout URLs to register at the IdP', async t => {
+  const findings = checkLogoutUrls({ publicOrigin: 'https://chat.example.com' })
+  t.equal(findings[0]?.what, 'front-channel logout URL to register in Entra: https://chat.example.com/oauth2/front_channel_logout')
+  t.match(findings[0]?.fix, /Front-channel logout URL.*optional claim sid/)
+  t.match(findings[1]?.what, 'https://chat.example.com/oauth2/back_channel_logout')
+  const http = checkLogoutUrls({ publicOrigin: 'http://chat.example.com' })
+  t.ok(http.some(f => f.level === 'WARN' && /only https/.test(f.what)), 'Entra takes only https')
+  t.notOk(checkLogoutUrls({ publicOrigin: 'http://localhost:3080' }).some(f => f.level === 'WARN'))
 })
 
 t.test('unreachable upstream', async t => {

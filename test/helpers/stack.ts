@@ -7,7 +7,7 @@ import { buildApp } from '../../src/app.js'
 import { loadConfig, type GatewayConfig } from '../../src/config.js'
 import { loggerOptions } from '../../src/logger.js'
 import type { GatewayStore } from '../../src/session/store.js'
-import { startIdp, DEMO_USERS, type Idp, type IdpUser } from '../../dev/idp.js'
+import { startIdp, DEMO_USERS, type Idp, type IdpClient, type IdpUser, type StartIdpOptions } from '../../dev/idp.js'
 import { DEV_CLIENT_ID } from '../../dev/client-id.js'
 import { startUpstream, type UpstreamRequest } from '../../dev/upstream.js'
 
@@ -42,6 +42,10 @@ export interface StackOptions {
   envAt?: (origin: string) => Record<string, string | undefined>
   users?: IdpUser[]
   store?: GatewayStore
+  /** More of the gateway's client registration at the IdP (logout URLs), given the gateway's origin. */
+  client?: (origin: string) => Partial<IdpClient>
+  /** More options of the IdP the stack starts (e.g. its realm). */
+  idpOptions?: Partial<StartIdpOptions>
   /** Reuse an IdP (e.g. one started earlier or deliberately down). */
   idp?: Idp
   /** Point the gateway at this issuer instead of the IdP's (e.g. an unreachable one). */
@@ -85,8 +89,9 @@ async function startStackOn (port: number, opts: StackOptions): Promise<Stack> {
   const env = { ...opts.env, ...opts.envAt?.(origin) }
   const callback = env.OPENID_CALLBACK_URL ?? '/oauth/openid/callback'
   const idp = opts.idp ?? await startIdp({
-    clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [origin + callback], post_logout_redirect_uris: [origin + '/', origin + '/bye', origin + '/oauth2/signed_out'] }],
-    users: opts.users ?? DEMO_USERS
+    clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [origin + callback], post_logout_redirect_uris: [origin + '/', origin + '/bye', origin + '/oauth2/signed_out'], ...opts.client?.(origin) }],
+    users: opts.users ?? DEMO_USERS,
+    ...opts.idpOptions
   })
   const upstream: StackUpstream = opts.upstream ?? await startUpstream()
   const graph = opts.graph !== undefined ? await startGraph({ ...opts.graph, issuer: idp.issuer }) : undefined
