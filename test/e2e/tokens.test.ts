@@ -287,7 +287,12 @@ t.test('a Redis dump holds no token; secret rotation keeps sessions', async t =>
   const client = new Redis(redis.url)
   t.teardown(() => client.disconnect())
   let dump = ''
-  for (const key of await client.keys('*')) dump += `${key} ${await client.get(key) ?? ''}\n`
+  // Every key, whatever its type: sessions and tokens are strings, the logout links sorted sets.
+  for (const key of await client.keys('*')) {
+    const type = await client.type(key)
+    const value = type === 'string' ? await client.get(key) ?? '' : type === 'zset' ? (await client.zrange(key, 0, -1)).join(' ') : `(${type})`
+    dump += `${key} ${value}\n`
+  }
   t.ok(dump.length > 0)
   t.notOk(dump.includes(token), 'the access token is not in Redis')
   t.notOk(/eyJ[\w-]+\.eyJ/.test(dump), 'no JWT at all in Redis')
