@@ -1,0 +1,215 @@
+// Real highly available Redis setups on loopback ports, for the tests: a master, a replica and
+// three sentinels (Debian's redis-sentinel), and a Cluster of three masters with one replica
+// each (`redis-server --cluster-enabled yes` joined by `redis-cli --cluster create`). Each runs
+// with an ACL user for the gateway, a password for the default user (replication and the
+// sentinels use it), and, for the sentinels, a password of their own.
+import { execFile } from 'node:child_process'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { once } from 'node:events'
+import { randomInt } from 'node:crypto'
+import os from 'node:os'
+import path from 'node:path'
+import { promisify } from 'node:util'
+import { Redis } from 'ioredis'
+import { startRedis, startRedisOn, type RedisServer } from './redis-server.js'
+import { isAddressInUse, withFreePort } from './ports.js'
+
+const run = promisify(execFile)
+
+/** The credentials every topology here is started with. */
+export const REDIS_AUTH = {
+  /** The default user's password: replication, the sentinels' monitoring and cluster setup use it. */
+  adminPassword: 'redis-admin-password-0123456789',
+  /** The gateway's own ACL user. */
+  username: 'gateway',
+  password: 'redis-gateway-password-0123456789',
+  /** The sentinels' own password (REDIS_SENTINEL_PASSWORD). */
+  sentinelPassword: 'redis-sentinel-password-0123456789'
+}
+
+const ACL_ARGS = [
+  '--requirepass', REDIS_AUTH.adminPassword,
+  '--masterauth', REDIS_AUTH.adminPassword,
+  '--user', REDIS_AUTH.username, 'on', `>${REDIS_AUTH.password}`, '~*', '&*', '+@all'
+]
+
+/** Polls `check` (bounded) until it is true; what it waits for is named in the error. */
+async function until (what: string, check: () => Promise<boolean>, tries = 200): Promise<void> {
+  for (let i = 0; i < tries; i++) {
+    if (await check().catch(() => false)) return
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+  throw new Error(`timed out waiting for ${what}`)
+}
+
+/** An admin connection to one server (the default user). */
+export function adminClient (port: number, password = REDIS_AUTH.adminPassword): Redis {
+  const c = new Redis({ host: '127.0.0.1', port, password, lazyConnect: false, maxRetriesPerRequest: 0, retryStrategy: () => null })
+  c.on('error', () => {})
+  return c
+}
+
+async function withAdmin<T> (port: number, fn: (c: Redis) => Promise<T>, password?: string): Promise<T> {
+  const c = adminClient(port, password)
+  try { return await fn(c) } finally { c.disconnect() }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sentinel
+// ---------------------------------------------------------------------------------------------
+
+export interface SentinelSetup {
+  name: string
+  master: RedisServer
+  replica: RedisServer
+  sentinels: RedisServer[]
+  /** REDIS_SENTINELS's value. */
+  sentinelList: string
+  /** The port of the server the sentinels call master now. */
+  currentMasterPort: () => Promise<number>
+  stop: () => Promise<void>
+}
+
+export async function startSentinels (name = 'gatewaymaster'): Promise<SentinelSetup> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'entra-gw-sentinel-'))
+  const started: RedisServer[] = []
+  const stop = async (): Promise<void> => {
+    await Promise.all(started.map(async s => await s.stop()))
+    await rm(dir, { recursive: true, force: true })
+  }
+  try {
+    const master = await startRedis({ args: ACL_ARGS })
+    started.push(master)
+    const replica = await startRedis({ args: [...ACL_ARGS, '--replicaof', '127.0.0.1', String(master.port)] })
+    started.push(replica)
+    await until('the replica to sync', async () => await withAdmin(replica.port, async c => /master_link_status:up/.test(await c.info('replication'))))
+    const sentinels: RedisServer[] = []
+    for (let i = 0; i < 3; i++) {
+      const s = await sentinelOn(dir, i, name, master.port)
+      started.push(s)
+      sentinels.push(s)
+    }
+    // Ready when every sentinel knows the replica and the two other sentinels (a failover needs both).
+    for (const s of sentinels) {
+      await until('the sentinels to find each other', async () => await withAdmin(s.port, async c => {
+        const replicas = await c.call('SENTINEL', 'REPLICAS', name) as unknown[]
+        const others = await c.call('SENTINEL', 'SENTINELS', name) as unknown[]
+        return replicas.length === 1 && others.length === 2
+      }, REDIS_AUTH.sentinelPassword))
+    }
+    const currentMasterPort = async (): Promise<number> => await withAdmin(sentinels[0]?.port ?? 0, async c => {
+      const addr = await c.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', name) as string[]
+      return Number(addr[1])
+    }, REDIS_AUTH.sentinelPassword)
+    return { name, master, replica, sentinels, sentinelList: sentinels.map(s => `127.0.0.1:${s.port}`).join(','), currentMasterPort, stop }
+  } catch (err) {
+    await stop()
+    throw err
+  }
+}
+
+async function sentinelOn (dir: string, i: number, name: string, masterPort: number): Promise<RedisServer> {
+  // redis-sentinel rewrites its configuration file: one each, in the setup's own directory.
+  const file = path.join(dir, `sentinel-${i}.conf`)
+  await writeFile(file, [
+    'bind 127.0.0.1',
+    'sentinel resolve-hostnames no',
+    `requirepass ${REDIS_AUTH.sentinelPassword}`,
+    `sentinel sentinel-pass ${REDIS_AUTH.sentinelPassword}`,
+    `sentinel monitor ${name} 127.0.0.1 ${masterPort} 2`,
+    `sentinel auth-pass ${name} ${REDIS_AUTH.adminPassword}`,
+    `sentinel down-after-milliseconds ${name} 1000`,
+    `sentinel failover-timeout ${name} 10000`,
+    `sentinel parallel-syncs ${name} 1`,
+    ''
+  ].join('\n'))
+  return await withFreePort(async port => await startRedisOn(port, { program: 'redis-sentinel', args: [file], ready: '+monitor master' }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cluster
+// ---------------------------------------------------------------------------------------------
+
+export interface ClusterSetup {
+  nodes: RedisServer[]
+  /** REDIS_CLUSTER_NODES's value (every node; one reachable is enough to start). */
+  nodeList: string
+  /** The masters now, with the port of each one's replica. */
+  masters: () => Promise<Array<{ port: number, replicaPort: number | undefined, slots: string }>>
+  /** Resolves once every live node says the cluster is ok and every slot has a master that answers. */
+  healthy: () => Promise<void>
+  stop: () => Promise<void>
+}
+
+/** Two ports free at once, p and its cluster bus port p + 10000, both below the ephemeral range. */
+async function clusterPort (): Promise<number> {
+  for (let i = 0; i < 100; i++) {
+    const port = randomInt(10_000, 22_700)
+    const servers = [createServer(), createServer()]
+    const bound = await Promise.all(servers.map(async (s, j) => await new Promise<boolean>(resolve => {
+      s.once('error', () => resolve(false))
+      s.listen(port + j * 10_000, '127.0.0.1', () => resolve(true))
+    })))
+    await Promise.all(servers.filter(s => s.listening).map(async s => { s.close(); await once(s, 'close') }))
+    if (bound.every(Boolean)) return port
+  }
+  throw new Error('no free pair of loopback ports for a cluster node')
+}
+
+export async function startCluster (opts: { nodeTimeoutMs?: number } = {}): Promise<ClusterSetup> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'entra-gw-cluster-'))
+  const nodes: RedisServer[] = []
+  const stop = async (): Promise<void> => {
+    await Promise.all(nodes.map(async s => await s.stop()))
+    await rm(dir, { recursive: true, force: true })
+  }
+  try {
+    for (let i = 0; i < 6; i++) {
+      for (let attempt = 1; ; attempt++) {
+        const port = await clusterPort()
+        try {
+          nodes.push(await startRedisOn(port, {
+            cwd: dir,
+            args: [...ACL_ARGS, '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', String(opts.nodeTimeoutMs ?? 1000)]
+          }))
+          break
+        } catch (err) {
+          if (attempt < 5 && isAddressInUse(err)) continue
+          throw err
+        }
+      }
+    }
+    await run('redis-cli', ['-a', REDIS_AUTH.adminPassword, '--no-auth-warning', '--cluster', 'create', ...nodes.map(n => `127.0.0.1:${n.port}`), '--cluster-replicas', '1', '--cluster-yes'], { timeout: 30_000 })
+    const masters = async (): Promise<Array<{ port: number, replicaPort: number | undefined, slots: string }>> => {
+      for (const n of nodes) {
+        if (n.exited()) continue
+        const text = await withAdmin(n.port, async c => await c.call('CLUSTER', 'NODES') as string).catch(() => undefined)
+        if (text === undefined) continue
+        const lines = text.trim().split('\n').map(l => l.split(' '))
+        const alive = lines.filter(f => !/fail/.test(f[2] ?? ''))
+        return alive.filter(f => (f[2] ?? '').includes('master') && f.length > 8).map(f => {
+          const port = Number((f[1] ?? '').split('@')[0]?.split(':')[1])
+          const replica = alive.find(r => r[3] === f[0])
+          return { port, replicaPort: replica === undefined ? undefined : Number((replica[1] ?? '').split('@')[0]?.split(':')[1]), slots: f.slice(8).join(' ') }
+        })
+      }
+      throw new Error('no cluster node answers')
+    }
+    const healthy = async (): Promise<void> => {
+      await until('the cluster to be ok on every live node', async () => {
+        for (const n of nodes) {
+          if (n.exited()) continue
+          const info = await withAdmin(n.port, async c => await c.call('CLUSTER', 'INFO') as string)
+          if (!/cluster_state:ok/.test(info)) return false
+        }
+        return (await masters()).length === 3
+      }, 400)
+    }
+    await healthy()
+    return { nodes, nodeList: nodes.map(n => `127.0.0.1:${n.port}`).join(','), masters, healthy, stop }
+  } catch (err) {
+    await stop()
+    throw err
+  }
+}
