@@ -137,7 +137,7 @@ export interface ClusterSetup {
   nodeList: string
   /** The masters now, with the port of each one's replica. */
   masters: () => Promise<Array<{ port: number, replicaPort: number | undefined, slots: string }>>
-  /** Resolves once every live node says the cluster is ok and every slot has a master that answers. */
+  /** Resolves once every live node says the cluster is ok, three masters serve the slots and every live replica has synced. */
   healthy: () => Promise<void>
   stop: () => Promise<void>
 }
@@ -202,6 +202,9 @@ export async function startCluster (opts: { nodeTimeoutMs?: number } = {}): Prom
           if (n.exited()) continue
           const info = await withAdmin(n.port, async c => await c.call('CLUSTER', 'INFO') as string)
           if (!/cluster_state:ok/.test(info)) return false
+          // A replica that has not synced yet could not take over from its master.
+          const replication = await withAdmin(n.port, async c => await c.info('replication'))
+          if (/role:slave/.test(replication) && !/master_link_status:up/.test(replication)) return false
         }
         return (await masters()).length === 3
       }, 400)

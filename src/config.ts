@@ -7,6 +7,7 @@ import { parseEgress, type EgressSettings } from './config/egress.js'
 import { parseIdentityProvider, type IdentityProviderSettings } from './config/identity-provider.js'
 import { parseObservability, type ObservabilitySettings } from './config/observability.js'
 import { parsePages, type PagesSettings } from './config/pages.js'
+import { parseProcess, type ProcessSettings } from './config/process.js'
 import type { Problem, Section } from './config/readers.js'
 import { parseSession, type SessionSettings } from './config/session.js'
 import { parseTokens, type TokenSettings } from './config/tokens.js'
@@ -16,6 +17,8 @@ export { EnvReader, GUID, isLoopbackHost, type Problem, type Section } from './c
 export { DEFAULT_CALLBACK, isEntraTenantSegment, isMicrosoftLoginHost, MSA_TENANT_ID, type IdentityProviderSettings } from './config/identity-provider.js'
 export { parseTokens } from './config/tokens.js'
 export type { SessionSettings, SessionStoreKind } from './config/session.js'
+export { describeRedis, type HostPort, type RedisSettings, type RedisTarget } from './config/redis.js'
+export type { ProcessSettings } from './config/process.js'
 export type { AuthorizationSettings } from './config/authorization.js'
 export type { TokenSettings } from './config/tokens.js'
 export type { UpstreamSettings } from './config/upstream.js'
@@ -26,7 +29,7 @@ export type { RequiredRole, TokenKind } from './policy/required-role.js'
 
 /** Flat, as every consumer reads it: the sections' values side by side. */
 export interface GatewayConfig extends IdentityProviderSettings, SessionSettings, AuthorizationSettings,
-  TokenSettings, UpstreamSettings, PagesSettings, ObservabilitySettings, EgressSettings {}
+  TokenSettings, UpstreamSettings, PagesSettings, ObservabilitySettings, EgressSettings, ProcessSettings {}
 
 export interface ConfigSections {
   identityProvider: Section<IdentityProviderSettings>
@@ -37,6 +40,7 @@ export interface ConfigSections {
   tokens: Section<TokenSettings>
   pages: Section<PagesSettings>
   egress: Section<EgressSettings>
+  process: Section<ProcessSettings>
 }
 
 export class ConfigError extends Error {
@@ -55,15 +59,17 @@ export class ConfigError extends Error {
 export function parseSections (env: NodeJS.ProcessEnv = process.env): ConfigSections {
   const identityProvider = parseIdentityProvider(env)
   const upstream = parseUpstream(env)
+  const session = parseSession(env, identityProvider.values)
   return {
     identityProvider,
-    session: parseSession(env, identityProvider.values),
+    session,
     upstream,
     observability: parseObservability(env, upstream.values),
     authorization: parseAuthorization(env, identityProvider.values),
     tokens: parseTokens(env, identityProvider.values),
     pages: parsePages(env),
-    egress: parseEgress(env)
+    egress: parseEgress(env),
+    process: parseProcess(env, session.values)
   }
 }
 
@@ -82,7 +88,8 @@ export function joinSections (s: ConfigSections): GatewayConfig {
     ...s.authorization.values,
     ...s.tokens.values,
     ...s.pages.values,
-    ...s.egress.values
+    ...s.egress.values,
+    ...s.process.values
   }
 }
 

@@ -5,10 +5,15 @@
 // would otherwise hang requests for ever), and once a command has failed for want of Redis
 // the store is marked down: until a background probe gets an answer again every call fails
 // at once with StoreUnavailableError (a 503), instead of costing each request the timeout.
+//
+// Sentinel and Cluster need nothing else: every command here names one key (the Lua scripts
+// too), so no two keys ever have to share a Cluster slot, and no key needs a hash tag.
 import { randomBytes } from 'node:crypto'
-import { Redis, ReplyError } from 'ioredis'
+import { ReplyError } from 'ioredis'
+import type { RedisSettings } from '../config.js'
 import type { GatewayStore, Lock, StoredSession } from './store.js'
 import { StoreUnavailableError } from './store.js'
+import { createRedisClient, type RedisClient } from './redis-client.js'
 
 /** How long one command may take before Redis counts as not answering. */
 const COMMAND_TIMEOUT_MS = 2000
@@ -19,7 +24,9 @@ const PROBE_INTERVAL_MS = 500
 const UNAVAILABLE_REPLIES = /^(READONLY|OOM|MISCONF|BUSY|MASTERDOWN|LOADING|CLUSTERDOWN|TRYAGAIN|NOREPLICAS)\b/
 
 export interface RedisStoreOptions {
-  url: string
+  /** Where Redis is: a redis:// URL, or the settings for one server, Sentinel or Cluster. */
+  url?: string
+  redis?: RedisSettings
   prefix?: string
   commandTimeoutMs?: number
   /** Told once when the store goes down and once when it is back (for one log line each). */
@@ -31,7 +38,7 @@ const EXTEND = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call(
 
 export class RedisStore implements GatewayStore {
   readonly kind = 'redis' as const
-  readonly client: Redis
+  readonly client: RedisClient
   readonly #prefix: string
   readonly #onStateChange: (up: boolean, reason: string) => void
   #everReady = false
@@ -40,15 +47,11 @@ export class RedisStore implements GatewayStore {
   #closed = false
 
   constructor (opts: RedisStoreOptions) {
-    this.client = new Redis(opts.url, {
-      lazyConnect: false,
-      // Queueing commands while Redis is away would turn an outage into hanging requests.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      autoResendUnfulfilledCommands: false,
-      connectTimeout: 2000,
-      commandTimeout: opts.commandTimeoutMs ?? COMMAND_TIMEOUT_MS,
-      retryStrategy: (times) => Math.min(times * 200, 1000)
+    const settings = opts.redis ?? { target: { kind: 'url', url: opts.url ?? 'redis://127.0.0.1:6379/0' }, username: undefined, password: undefined, tls: false }
+    this.client = createRedisClient(settings, {
+      connectTimeoutMs: 2000,
+      commandTimeoutMs: opts.commandTimeoutMs ?? COMMAND_TIMEOUT_MS,
+      retry: (times) => Math.min(times * 200, 1000)
     })
     // Connection errors are reported through the state change and the failing request;
     // without a listener ioredis would print every reconnect attempt as an unhandled error.
@@ -88,7 +91,7 @@ export class RedisStore implements GatewayStore {
   }
 
   /** Runs one store operation, failing at once while the store is known to be down. */
-  async #run<T> (fn: (c: Redis) => Promise<T>): Promise<T> {
+  async #run<T> (fn: (c: RedisClient) => Promise<T>): Promise<T> {
     if (this.#down) throw new StoreUnavailableError('the session store is not answering')
     const c = this.client
     if (c.status !== 'ready') {
