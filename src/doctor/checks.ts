@@ -439,11 +439,13 @@ export async function checkRedis (settings: DoctorSettings, opts: NetworkOptions
     return [warn(`the ${what} ${h.host}:${h.port} in ${variable} does not answer PING: ${p.error}`, fix)]
   })
   if (probe?.error === undefined) return [ok(`Redis at ${shown} answers PING`, 'nothing to do'), ...perNode]
-  if (probe.error.startsWith('authentication failed')) {
+  // A Cluster client that cannot sign in only says it could not load the slots; the nodes say why.
+  const refusal = probe.error.startsWith('authentication failed') ? probe.error : t.kind === 'cluster' ? each.find(p => p?.error?.startsWith('authentication failed') === true)?.error : undefined
+  if (refusal !== undefined) {
     const fix = t.kind === 'url'
       ? 'put the password in REDIS_URL as redis://:<password>@host:6379/0 (or redis://<user>:<password>@… with ACLs)'
       : 'set REDIS_PASSWORD (and REDIS_USERNAME for an ACL user)' + (t.kind === 'sentinel' ? '; the sentinels\' own password is REDIS_SENTINEL_PASSWORD' : '')
-    return [error(`Redis at ${shown} refused the credentials: ${probe.error}`, fix), ...perNode]
+    return [error(`Redis at ${shown} refused the credentials: ${refusal}`, fix), ...(t.kind === 'cluster' ? [] : perNode)]
   }
   return [error(`Redis at ${shown} is unreachable: ${probe.error}`, `start Redis, or set ${where} to where it listens (e.g. ${t.kind === 'url' ? 'redis://redis:6379/0' : t.kind === 'sentinel' ? 'sentinel-1:26379,sentinel-2:26379,sentinel-3:26379 and the master\'s name' : 'redis-1:6379,redis-2:6379,redis-3:6379'}); SESSION_STORE=memory needs none`), ...perNode]
 }

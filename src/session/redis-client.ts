@@ -40,10 +40,10 @@ export function createRedisClient (s: RedisSettings, timing: ClientTiming): Redi
       // TLS to the sentinels as well as to the master (REDIS_TLS covers every hop).
       ...(s.tls ? { enableTLSForSentinelMode: true, sentinelTLS: {} } : {}),
       sentinelCommandTimeout: timing.commandTimeoutMs,
-      sentinelRetryStrategy: timing.retry,
-      // Told by the sentinels when they promote a replica, rather than finding out from a
-      // command that fails on the old master.
-      failoverDetector: timing.lazyConnect !== true
+      sentinelRetryStrategy: timing.retry
+      // No failoverDetector: its +switch-master handler disconnects even while a reconnect is
+      // under way, and that reconnect then gives up for good (status "end"; seen with ioredis 6.0).
+      // A stopped master closes the connection, and the reconnect asks the sentinels anew.
     })
   }
   const { enableOfflineQueue: _q, ...nodeOptions } = common

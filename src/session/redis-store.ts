@@ -20,6 +20,7 @@ const COMMAND_TIMEOUT_MS = 2000
 /** How long a call waits for the first connection right after start. */
 const FIRST_CONNECT_WAIT_MS = 2000
 const PROBE_INTERVAL_MS = 500
+const RECONNECT_AFTER_END_MS = 1000
 /** Replies meaning Redis is there but cannot serve sessions now. */
 const UNAVAILABLE_REPLIES = /^(READONLY|OOM|MISCONF|BUSY|MASTERDOWN|LOADING|CLUSTERDOWN|TRYAGAIN|NOREPLICAS)\b/
 
@@ -57,6 +58,13 @@ export class RedisStore implements GatewayStore {
     // without a listener ioredis would print every reconnect attempt as an unhandled error.
     this.client.on('error', () => {})
     this.client.on('ready', () => { this.#everReady = true })
+    // A client that has given up reconnecting (ioredis ends it when a reconnect fails in some
+    // ways, e.g. through Sentinel while a failover is under way) is started again: a store must
+    // come back by itself once Redis does.
+    this.client.on('end', () => {
+      if (this.#closed) return
+      setTimeout(() => { if (!this.#closed && this.client.status === 'end') this.client.connect().catch(() => {}) }, RECONNECT_AFTER_END_MS).unref()
+    })
     this.#prefix = opts.prefix ?? 'entra-gw:sess:'
     this.#onStateChange = opts.onStateChange ?? (() => {})
   }
