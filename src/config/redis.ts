@@ -43,11 +43,9 @@ function hostPorts (r: EnvReader, name: string, example: string): HostPort[] {
 export function readRedis (r: EnvReader, needed: boolean): RedisSettings | undefined {
   const url = r.str('REDIS_URL')
   const sentinelsRaw = r.str('REDIS_SENTINELS')
-  const sentinels = hostPorts(r, 'REDIS_SENTINELS', EXAMPLE.sentinels)
   const sentinelName = r.str('REDIS_SENTINEL_NAME')
   const sentinelPassword = r.str('REDIS_SENTINEL_PASSWORD')
   const clusterRaw = r.str('REDIS_CLUSTER_NODES')
-  const nodes = hostPorts(r, 'REDIS_CLUSTER_NODES', EXAMPLE.cluster)
   const usernameVar = r.str('REDIS_USERNAME')
   const passwordVar = r.str('REDIS_PASSWORD')
   const tlsVar = r.bool('REDIS_TLS', false)
@@ -88,10 +86,12 @@ export function readRedis (r: EnvReader, needed: boolean): RedisSettings | undef
     password ??= parsed.password === '' ? undefined : decodeURIComponent(parsed.password)
     target = { kind: 'url', url }
   } else if (sentinelsRaw !== undefined) {
+    const sentinels = hostPorts(r, 'REDIS_SENTINELS', EXAMPLE.sentinels)
     if (sentinelName === undefined) r.problem('REDIS_SENTINEL_NAME', 'REDIS_SENTINEL_NAME is not set: REDIS_SENTINELS needs the name of the master the sentinels watch (their `sentinel monitor <name> …`, often mymaster).')
     if (sentinels.length === 0) r.problem('REDIS_SENTINELS', `REDIS_SENTINELS lists no sentinel: set it to host:port of each, e.g. ${EXAMPLE.sentinels}.`)
     target = { kind: 'sentinel', sentinels, name: sentinelName ?? '', sentinelPassword }
   } else {
+    const nodes = hostPorts(r, 'REDIS_CLUSTER_NODES', EXAMPLE.cluster)
     if (nodes.length === 0) r.problem('REDIS_CLUSTER_NODES', `REDIS_CLUSTER_NODES lists no node: set it to host:port of some cluster nodes, e.g. ${EXAMPLE.cluster}.`)
     target = { kind: 'cluster', nodes }
   }
