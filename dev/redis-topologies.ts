@@ -79,9 +79,9 @@ export async function startSentinels (name = 'gatewaymaster'): Promise<SentinelS
     await rm(dir, { recursive: true, force: true })
   }
   try {
-    const master = await startRedis({ args: ACL_ARGS })
+    const master = await startRedis({ args: ACL_ARGS, cwd: dir })
     started.push(master)
-    const replica = await startRedis({ args: [...ACL_ARGS, '--replicaof', '127.0.0.1', String(master.port)] })
+    const replica = await startRedis({ args: [...ACL_ARGS, '--replicaof', '127.0.0.1', String(master.port)], cwd: dir })
     started.push(replica)
     await until('the replica to sync', async () => await withAdmin(replica.port, async c => /master_link_status:up/.test(await c.info('replication'))))
     const sentinels: RedisServer[] = []
@@ -213,6 +213,46 @@ export async function startCluster (opts: { nodeTimeoutMs?: number } = {}): Prom
     return { nodes, nodeList: nodes.map(n => `127.0.0.1:${n.port}`).join(','), masters, healthy, stop }
   } catch (err) {
     await stop()
+    throw err
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLS
+// ---------------------------------------------------------------------------------------------
+
+export interface TlsRedis {
+  /** rediss:// with the gateway's ACL user and password. */
+  url: string
+  /** The CA that signed the server's certificate (for NODE_EXTRA_CA_CERTS). */
+  caFile: string
+  server: RedisServer
+  stop: () => Promise<void>
+}
+
+/** redis-server speaking only TLS, its certificate for 127.0.0.1 signed by a CA made here with openssl. */
+export async function startTlsRedis (): Promise<TlsRedis> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'entra-gw-redis-tls-'))
+  try {
+    const at = (f: string): string => path.join(dir, f)
+    const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes']
+    await run('openssl', ['req', '-x509', ...ec, '-keyout', at('ca.key'), '-out', at('ca.pem'), '-days', '2', '-subj', '/CN=entra-gateway test CA'])
+    await run('openssl', ['req', ...ec, '-keyout', at('server.key'), '-out', at('server.csr'), '-subj', '/CN=127.0.0.1'])
+    await writeFile(at('ext'), 'subjectAltName=IP:127.0.0.1\n')
+    await run('openssl', ['x509', '-req', '-in', at('server.csr'), '-CA', at('ca.pem'), '-CAkey', at('ca.key'), '-CAcreateserial', '-out', at('server.pem'), '-days', '2', '-extfile', at('ext')])
+    const server = await withFreePort(async port => await startRedisOn(port, {
+      cwd: dir,
+      // --port (set first by startRedisOn) is overridden: plain connections are refused.
+      args: [...ACL_ARGS, '--port', '0', '--tls-port', String(port), '--tls-cert-file', at('server.pem'), '--tls-key-file', at('server.key'), '--tls-ca-cert-file', at('ca.pem'), '--tls-auth-clients', 'no']
+    }))
+    return {
+      url: `rediss://${REDIS_AUTH.username}:${REDIS_AUTH.password}@127.0.0.1:${server.port}/0`,
+      caFile: at('ca.pem'),
+      server,
+      stop: async () => { await server.stop(); await rm(dir, { recursive: true, force: true }) }
+    }
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true })
     throw err
   }
 }

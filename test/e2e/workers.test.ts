@@ -1,5 +1,6 @@
 // WORKERS=2: the real entry point (src/server.ts through tsx) as a node:cluster primary with two
-// worker processes on one real Redis. Which worker a connection lands on is the kernel's and the
+// worker processes on one real Redis (over TLS, as an ACL user named in a rediss:// URL, its CA
+// given the way an operator would: NODE_EXTRA_CA_CERTS). Which worker a connection lands on is the kernel's and the
 // primary's choice, so every check either holds whichever worker answers or names the worker
 // by the pid in its log line (pino writes it on every line) and kills it: the session signed in
 // through one worker is then served by another, a sign-out made on one is refused by the other,
@@ -18,7 +19,8 @@ import { DEV_CLIENT_ID } from '../../dev/client-id.js'
 import { startUpstream } from '../../dev/upstream.js'
 import { Browser, signIn } from '../helpers/browser.js'
 import { startProcess, type Proc } from '../helpers/process.js'
-import { freePort, startRedis, withFreePort, type RedisServer } from '../helpers/redis.js'
+import { freePort, startRedis, withFreePort } from '../helpers/redis.js'
+import { startTlsRedis } from '../../dev/redis-topologies.js'
 import { restartDelayMs } from '../../src/supervisor.js'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
@@ -44,7 +46,7 @@ const alive = (pid: number): boolean => { try { process.kill(pid, 0); return tru
 
 interface Gateway { proc: Proc, origin: string, metrics: string }
 
-async function startGateway (t: Test, redis: RedisServer, idp: Idp | undefined, upstreamUrl: string, port: number, extra: Record<string, string> = {}): Promise<Gateway> {
+async function startGateway (t: Test, redis: { url: string }, idp: Idp | undefined, upstreamUrl: string, port: number, extra: Record<string, string> = {}): Promise<Gateway> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'entra-gw-workers-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
   const metricsPort = await freePort()
@@ -80,14 +82,14 @@ t.test('restart back-off: doubles with each early death, capped', async t => {
 })
 
 t.test('two workers on one Redis: sessions and sign-out shared, a killed worker replaced while the other serves, metrics summed, SIGTERM ends all', async t => {
-  const redis = await startRedis()
+  const redis = await startTlsRedis()
   t.teardown(() => redis.stop())
   const upstream = await startUpstream()
   t.teardown(() => upstream.close())
   let idp: Idp | undefined
   const gw = await withFreePort(async port => {
     idp = await startIdp({ clients: [{ client_id: DEV_CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [`http://127.0.0.1:${port}/oauth/openid/callback`] }], users: DEMO_USERS })
-    const started = await startGateway(t, redis, idp, upstream.url, port)
+    const started = await startGateway(t, redis, idp, upstream.url, port, { NODE_EXTRA_CA_CERTS: redis.caFile })
     try {
       await started.proc.waitForLog('"workers_listening"', l => l.event === 'workers_listening')
       return started
@@ -111,6 +113,7 @@ t.test('two workers on one Redis: sessions and sign-out shared, a killed worker 
   t.equal(health, 20, 'the one metrics port reports both workers\' requests, summed')
   t.notMatch((await fresh(`${gw.origin}/metrics`)).body, /entra_gateway_requests_total/, 'metrics are not on the public port')
   t.equal(proc.logs().filter(l => l.event === 'metrics_listening').length, 1, 'one metrics listener: the primary\'s')
+  t.equal((await fresh(`${gw.origin}/readyz`)).status, 200, 'ready: the workers reach Redis over TLS as the ACL user')
 
   // Sign in (whichever worker), then kill the worker that completed it.
   const browser = new Browser()
