@@ -439,6 +439,15 @@ export async function checkRedis (settings: DoctorSettings, opts: NetworkOptions
     return [warn(`the ${what} ${h.host}:${h.port} in ${variable} does not answer PING: ${p.error}`, fix)]
   })
   if (probe?.error === undefined) return [ok(`Redis at ${shown} answers PING`, 'nothing to do'), ...perNode]
+  if (t.kind === 'sentinel') {
+    // The sentinels' own refusals and a name they do not know are said plainly, once.
+    if (each.length > 0 && each.every(p => p?.error?.startsWith('authentication failed') === true)) {
+      return [error(`the sentinels in REDIS_SENTINELS refused REDIS_SENTINEL_PASSWORD: ${each[0]?.error ?? ''}`, 'set REDIS_SENTINEL_PASSWORD to the sentinels\' requirepass (unset it if they have none)')]
+    }
+    if (/No such master with that name/i.test(probe.error)) {
+      return [error(`the sentinels watch no master named "${t.name}"`, 'set REDIS_SENTINEL_NAME to the name in their `sentinel monitor <name> …` (SENTINEL MASTERS lists them)'), ...perNode]
+    }
+  }
   // A Cluster client that cannot sign in only says it could not load the slots; the nodes say why.
   const refusal = probe.error.startsWith('authentication failed') ? probe.error : t.kind === 'cluster' ? each.find(p => p?.error?.startsWith('authentication failed') === true)?.error : undefined
   if (refusal !== undefined) {

@@ -24,7 +24,9 @@ t.teardown(async () => await setup?.stop())
 t.test('the store suite through Sentinel', async t => { await storeSuiteOn(t, env) })
 
 t.test('the doctor reaches the sentinels and the master', async t => {
-  await doctorOn(t, env, { REDIS_SENTINEL_PASSWORD: 'not-the-sentinel-password' }, /sentinel|REDIS_SENTINEL_PASSWORD/)
+  await doctorOn(t, env, { REDIS_SENTINEL_PASSWORD: 'not-the-sentinel-password' }, /refused REDIS_SENTINEL_PASSWORD.*set REDIS_SENTINEL_PASSWORD/)
+  await doctorOn(t, env, { REDIS_SENTINEL_NAME: 'not-the-master' }, /watch no master named "not-the-master".*set REDIS_SENTINEL_NAME/)
+  await doctorOn(t, env, { REDIS_PASSWORD: 'not-the-password' }, /refused the credentials.*set REDIS_PASSWORD/)
 })
 
 t.test('sign-in shared by two gateways, one refresh under concurrency, sign-out', async t => { await sharedSessions(t, env) })
