@@ -34,6 +34,19 @@ t.test('redis store (real redis-server)', async t => {
   await store.set('ttl', sessionWith({}, 5000))
   const pttl = await store.client.pttl('entra-gw:sess:ttl')
   t.ok(pttl > 0 && pttl <= 5000, 'Redis expires the entry with the cookie')
+
+  // A client that ioredis has ended on its own (as it does after some failed reconnects through
+  // Sentinel) is started again: the store comes back without a restart of the gateway.
+  store.client.disconnect()
+  await t.rejects(store.get('ttl'), { name: 'StoreUnavailableError' }, 'an ended client: 503 at once')
+  let back = false
+  for (let i = 0; i < 100 && !back; i++) {
+    back = await store.ping().then(() => true, () => false)
+    if (!back) await new Promise(resolve => setTimeout(resolve, 50))
+  }
+  t.ok(back, 'the store reconnects by itself')
+  t.ok(await store.get('ttl'), 'and serves again')
+
   await redis.stop()
   await t.rejects(store.ping(), 'ping fails when Redis is down')
 })
