@@ -4,7 +4,7 @@
 // with an ACL user for the gateway, a password for the default user (replication and the
 // sentinels use it), and, for the sentinels, a password of their own.
 import { execFile } from 'node:child_process'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { once } from 'node:events'
 import { randomInt } from 'node:crypto'
@@ -44,14 +44,14 @@ async function until (what: string, check: () => Promise<boolean>, tries = 200):
 }
 
 /** An admin connection to one server (the default user). */
-export function adminClient (port: number, password = REDIS_AUTH.adminPassword): Redis {
-  const c = new Redis({ host: '127.0.0.1', port, password, lazyConnect: false, maxRetriesPerRequest: 0, retryStrategy: () => null })
+export function adminClient (port: number, password = REDIS_AUTH.adminPassword, tls?: { ca: Buffer }): Redis {
+  const c = new Redis({ host: '127.0.0.1', port, password, lazyConnect: false, maxRetriesPerRequest: 0, retryStrategy: () => null, ...(tls !== undefined ? { tls } : {}) })
   c.on('error', () => {})
   return c
 }
 
-async function withAdmin<T> (port: number, fn: (c: Redis) => Promise<T>, password?: string): Promise<T> {
-  const c = adminClient(port, password)
+async function withAdmin<T> (port: number, fn: (c: Redis) => Promise<T>, password?: string, tls?: { ca: Buffer }): Promise<T> {
+  const c = adminClient(port, password, tls)
   try { return await fn(c) } finally { c.disconnect() }
 }
 
@@ -137,6 +137,8 @@ export interface ClusterSetup {
   nodeList: string
   /** The masters now, with the port of each one's replica. */
   masters: () => Promise<Array<{ port: number, replicaPort: number | undefined, slots: string }>>
+  /** With TLS: the CA that signed the nodes' certificate. */
+  caFile: string | undefined
   /** Resolves once every live node says the cluster is ok, three masters serve the slots and every live replica has synced. */
   healthy: () => Promise<void>
   stop: () => Promise<void>
@@ -157,9 +159,13 @@ async function clusterPort (): Promise<number> {
   throw new Error('no free pair of loopback ports for a cluster node')
 }
 
-export async function startCluster (opts: { nodeTimeoutMs?: number } = {}): Promise<ClusterSetup> {
+export async function startCluster (opts: { nodeTimeoutMs?: number, tls?: boolean } = {}): Promise<ClusterSetup> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'entra-gw-cluster-'))
   const nodes: RedisServer[] = []
+  // With TLS every node speaks only TLS, to clients, to its replica and on the cluster bus.
+  const tls = opts.tls === true ? await makeTlsFiles(dir) : undefined
+  const tlsOptions = tls === undefined ? undefined : { ca: await readFile(tls.caFile) }
+  const admin = async <T>(port: number, fn: (c: Redis) => Promise<T>): Promise<T> => await withAdmin(port, fn, undefined, tlsOptions)
   const stop = async (): Promise<void> => {
     await Promise.all(nodes.map(async s => await s.stop()))
     await rm(dir, { recursive: true, force: true })
@@ -171,7 +177,10 @@ export async function startCluster (opts: { nodeTimeoutMs?: number } = {}): Prom
         try {
           nodes.push(await startRedisOn(port, {
             cwd: dir,
-            args: [...ACL_ARGS, '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', String(opts.nodeTimeoutMs ?? 1000)]
+            args: [
+              ...ACL_ARGS, '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', String(opts.nodeTimeoutMs ?? 1000),
+              ...(tls === undefined ? [] : ['--port', '0', '--tls-port', String(port), '--tls-cluster', 'yes', '--tls-replication', 'yes', ...tls.tlsArgs])
+            ]
           }))
           break
         } catch (err) {
@@ -180,11 +189,11 @@ export async function startCluster (opts: { nodeTimeoutMs?: number } = {}): Prom
         }
       }
     }
-    await run('redis-cli', ['-a', REDIS_AUTH.adminPassword, '--no-auth-warning', '--cluster', 'create', ...nodes.map(n => `127.0.0.1:${n.port}`), '--cluster-replicas', '1', '--cluster-yes'], { timeout: 30_000 })
+    await run('redis-cli', [...(tls === undefined ? [] : ['--tls', '--cacert', tls.caFile]), '-a', REDIS_AUTH.adminPassword, '--no-auth-warning', '--cluster', 'create', ...nodes.map(n => `127.0.0.1:${n.port}`), '--cluster-replicas', '1', '--cluster-yes'], { timeout: 30_000 })
     const masters = async (): Promise<Array<{ port: number, replicaPort: number | undefined, slots: string }>> => {
       for (const n of nodes) {
         if (n.exited()) continue
-        const text = await withAdmin(n.port, async c => await c.call('CLUSTER', 'NODES') as string).catch(() => undefined)
+        const text = await admin(n.port, async c => await c.call('CLUSTER', 'NODES') as string).catch(() => undefined)
         if (text === undefined) continue
         const lines = text.trim().split('\n').map(l => l.split(' '))
         const alive = lines.filter(f => !/fail/.test(f[2] ?? ''))
@@ -200,17 +209,17 @@ export async function startCluster (opts: { nodeTimeoutMs?: number } = {}): Prom
       await until('the cluster to be ok on every live node', async () => {
         for (const n of nodes) {
           if (n.exited()) continue
-          const info = await withAdmin(n.port, async c => await c.call('CLUSTER', 'INFO') as string)
+          const info = await admin(n.port, async c => await c.call('CLUSTER', 'INFO') as string)
           if (!/cluster_state:ok/.test(info)) return false
           // A replica that has not synced yet could not take over from its master.
-          const replication = await withAdmin(n.port, async c => await c.info('replication'))
+          const replication = await admin(n.port, async c => await c.info('replication'))
           if (/role:slave/.test(replication) && !/master_link_status:up/.test(replication)) return false
         }
         return (await masters()).length === 3
       }, 400)
     }
     await healthy()
-    return { nodes, nodeList: nodes.map(n => `127.0.0.1:${n.port}`).join(','), masters, healthy, stop }
+    return { nodes, nodeList: nodes.map(n => `127.0.0.1:${n.port}`).join(','), masters, healthy, stop, caFile: tls?.caFile }
   } catch (err) {
     await stop()
     throw err
@@ -234,20 +243,15 @@ export interface TlsRedis {
 export async function startTlsRedis (): Promise<TlsRedis> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'entra-gw-redis-tls-'))
   try {
-    const at = (f: string): string => path.join(dir, f)
-    const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes']
-    await run('openssl', ['req', '-x509', ...ec, '-keyout', at('ca.key'), '-out', at('ca.pem'), '-days', '2', '-subj', '/CN=entra-gateway test CA'])
-    await run('openssl', ['req', ...ec, '-keyout', at('server.key'), '-out', at('server.csr'), '-subj', '/CN=127.0.0.1'])
-    await writeFile(at('ext'), 'subjectAltName=IP:127.0.0.1\n')
-    await run('openssl', ['x509', '-req', '-in', at('server.csr'), '-CA', at('ca.pem'), '-CAkey', at('ca.key'), '-CAcreateserial', '-out', at('server.pem'), '-days', '2', '-extfile', at('ext')])
+    const { caFile, tlsArgs } = await makeTlsFiles(dir)
     const server = await withFreePort(async port => await startRedisOn(port, {
       cwd: dir,
       // --port (set first by startRedisOn) is overridden: plain connections are refused.
-      args: [...ACL_ARGS, '--port', '0', '--tls-port', String(port), '--tls-cert-file', at('server.pem'), '--tls-key-file', at('server.key'), '--tls-ca-cert-file', at('ca.pem'), '--tls-auth-clients', 'no']
+      args: [...ACL_ARGS, '--port', '0', '--tls-port', String(port), ...tlsArgs]
     }))
     return {
       url: `rediss://${REDIS_AUTH.username}:${REDIS_AUTH.password}@127.0.0.1:${server.port}/0`,
-      caFile: at('ca.pem'),
+      caFile,
       server,
       stop: async () => { await server.stop(); await rm(dir, { recursive: true, force: true }) }
     }
@@ -255,4 +259,15 @@ export async function startTlsRedis (): Promise<TlsRedis> {
     await rm(dir, { recursive: true, force: true })
     throw err
   }
+}
+
+/** A CA and a certificate for 127.0.0.1 signed by it (openssl), and the redis-server arguments that use them. */
+export async function makeTlsFiles (dir: string): Promise<{ caFile: string, tlsArgs: string[] }> {
+  const at = (f: string): string => path.join(dir, f)
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes']
+  await run('openssl', ['req', '-x509', ...ec, '-keyout', at('ca.key'), '-out', at('ca.pem'), '-days', '2', '-subj', '/CN=entra-gateway test CA'])
+  await run('openssl', ['req', ...ec, '-keyout', at('server.key'), '-out', at('server.csr'), '-subj', '/CN=127.0.0.1'])
+  await writeFile(at('ext'), 'subjectAltName=IP:127.0.0.1\n')
+  await run('openssl', ['x509', '-req', '-in', at('server.csr'), '-CA', at('ca.pem'), '-CAkey', at('ca.key'), '-CAcreateserial', '-out', at('server.pem'), '-days', '2', '-extfile', at('ext')])
+  return { caFile: at('ca.pem'), tlsArgs: ['--tls-cert-file', at('server.pem'), '--tls-key-file', at('server.key'), '--tls-ca-cert-file', at('ca.pem'), '--tls-auth-clients', 'no'] }
 }

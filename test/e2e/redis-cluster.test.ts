@@ -1,8 +1,13 @@
 // The Redis store on a Redis Cluster (Debian's redis-server: three masters with a replica each,
 // joined by `redis-cli --cluster create`, started once for this file; cluster-node-timeout 1 s),
 // with an ACL user: the store suite, sessions shared and refreshed once by two gateways,
-// sign-out, the doctor, and the master holding a session stopped under steady load.
+// sign-out, the doctor, the master holding a session stopped under steady load; and a second
+// Cluster speaking only TLS.
 import t from 'tap'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import os from 'node:os'
+import { fileURLToPath } from 'node:url'
 import { adminClient, REDIS_AUTH, startCluster, type ClusterSetup } from '../../dev/redis-topologies.js'
 import { doctorOn, failoverUnderLoad, sharedSessions, storeSuiteOn, type HaRedis } from '../helpers/ha-redis.js'
 
@@ -57,3 +62,28 @@ t.test('a master stopped under steady load: 503 while its slots have no master, 
   }
   await failoverUnderLoad(t, env, ha)
 })
+
+t.test('a Cluster speaking only TLS: reached with REDIS_TLS=true, its CA given through NODE_EXTRA_CA_CERTS', async t => {
+  const secure = await startCluster({ tls: true })
+  t.teardown(() => secure.stop())
+  const env = { SESSION_STORE: 'redis', REDIS_CLUSTER_NODES: secure.nodeList, REDIS_USERNAME: REDIS_AUTH.username, REDIS_PASSWORD: REDIS_AUTH.password }
+  // The doctor builds its client where the store does (session/redis-client.ts), in a process of
+  // its own, so the CA can be given the way an operator gives it.
+  const withTls = await doctorCli({ ...env, REDIS_TLS: 'true', NODE_EXTRA_CA_CERTS: secure.caFile ?? '' })
+  t.match(withTls, /^OK Redis at Cluster via [^\n]* over TLS answers PING/m, 'reached over TLS as the ACL user')
+  t.notMatch(withTls, /cluster node .* does not answer/, 'every node too')
+  const plain = await doctorCli(env)
+  t.match(plain, /^ERROR Redis at Cluster via [^\n]* is unreachable/m, 'without REDIS_TLS it is not')
+})
+
+async function doctorCli (env: Record<string, string>): Promise<string> {
+  const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), fileURLToPath(new URL('../../src/doctor.ts', import.meta.url))], {
+    cwd: os.tmpdir(),
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'inherit']
+  })
+  let out = ''
+  child.stdout.on('data', (d: Buffer) => { out += d.toString() })
+  await once(child, 'close')
+  return out
+}
