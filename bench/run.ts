@@ -112,7 +112,7 @@ async function main (): Promise<void> {
 
     // --- the IdP, the gateways (each in its own process) and Apache + mod_auth_openidc
     // The IdP must know each one's redirect URI, so the ports are chosen first.
-    const ports = [await freePort(), await freePort()] as const
+    const ports = [await freePort(), await freePort(), await freePort()] as const
     const apacheFound = findApache()
     const apachePort = 'binary' in apacheFound ? await freePort() : undefined
     if ('missing' in apacheFound) skipped.push(`apache-openidc: ${apacheFound.missing}, so the peer (Apache + mod_auth_openidc) was NOT measured. Install it with: apt-get install apache2 libapache2-mod-auth-openidc (the bench starts its own instance, no service is needed)`)
@@ -132,6 +132,9 @@ async function main (): Promise<void> {
     }
     const plans: GatewayPlan[] = [planGateway('gateway-memory', ports[0], idp.issuer, upstream.url, { SESSION_STORE: 'memory' })]
     if (redis !== undefined) plans.push(planGateway('gateway-redis', ports[1], idp.issuer, upstream.url, { SESSION_STORE: 'redis', REDIS_URL: redis.url }))
+    // WORKERS=2 next to 1 (README "Scaling"): on a 2-CPU machine the load generator and the
+    // upstream compete with the two workers for the same CPUs.
+    if (redis !== undefined) plans.push(planGateway('gateway-redis-2w', ports[2], idp.issuer, upstream.url, { SESSION_STORE: 'redis', REDIS_URL: redis.url, WORKERS: '2' }))
     const gateways: Gateway[] = []
     for (const plan of plans) {
       const gateway = await startGateway(plan)
@@ -153,9 +156,12 @@ async function main (): Promise<void> {
       targets.push({ name: 'apache-openidc', url: apache.url, headers: { accept: 'application/json', cookie: await apacheCookie(apache) }, server: () => treeTicks(apachePid) })
     }
     for (const [i, plan] of plans.entries()) {
-      const pids = [(gateways[i] as Gateway).pid]
+      const pid = (gateways[i] as Gateway).pid
+      const pids = [pid]
       if (plan.name === 'gateway-redis' && redisPid !== undefined) pids.push(redisPid)
-      targets.push({ name: plan.name, url: plan.origin, headers: { accept: 'application/json', cookie: cookies.get(plan.name) as string }, server: pids })
+      // The workers' CPU too: the supervisor's whole process tree, and Redis.
+      const server = plan.name === 'gateway-redis-2w' ? () => treeTicks(pid) + (redisPid !== undefined ? treeTicks(redisPid) : 0) : pids
+      targets.push({ name: plan.name, url: plan.origin, headers: { accept: 'application/json', cookie: cookies.get(plan.name) as string }, server })
     }
     for (const t of targets) {
       const res = await fetch(t.url + LOAD_PATH, { headers: t.headers })

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Makes sure the real parts the tests start are installed: Debian's redis-server (the Redis
-# session store is tested against a real server), nginx (the shipped nginx files, forward-auth)
+# Makes sure the real parts the tests start are installed: Debian's redis-server and
+# redis-sentinel (the Redis session store is tested against a real server, Sentinel and Cluster), nginx (the shipped nginx files, forward-auth)
 # and chromium (the browser journey, driven by playwright-core; no browser download). Installs
 # what is missing when we are root; otherwise fails naming the packages to install.
 set -euo pipefail
 
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v redis-sentinel >/dev/null 2>&1 || need+=(redis-sentinel)
+# The TLS Redis test makes its certificates with the openssl command.
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || need+=(nginx)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 

@@ -32,6 +32,8 @@ export interface BuildOptions {
   logger?: FastifyServerOptions['logger']
   /** A session store to use instead of the one SESSION_STORE names (shared by tests). */
   store?: GatewayStore
+  /** false: count metrics but open no METRICS_PORT listener (a worker: the primary serves them). */
+  metricsListener?: boolean
 }
 
 export async function buildApp (config: GatewayConfig, opts: BuildOptions = {}): Promise<FastifyInstance> {
@@ -95,7 +97,7 @@ export async function buildApp (config: GatewayConfig, opts: BuildOptions = {}):
   await app.register(egressPlugin, { config })
   await app.register(pagesPlugin, { config })
   await app.register(sessionPlugin, { config, store: opts.store })
-  await app.register(metricsPlugin, { config })
+  await app.register(metricsPlugin, { config, listen: opts.metricsListener ?? true })
   await app.register(discoveryPlugin, { config })
   await app.register(tokensPlugin, { config })
   await app.register(idpLogoutPlugin, { config })

@@ -8,6 +8,7 @@ import { parseIdentityProvider, type IdentityProviderSettings } from './config/i
 import { parseObservability, type ObservabilitySettings } from './config/observability.js'
 import { parsePages, type PagesSettings } from './config/pages.js'
 import { unusedOpenIdNotices } from './config/librechat.js'
+import { parseProcess, type ProcessSettings } from './config/process.js'
 import type { Notice, Problem, Section } from './config/readers.js'
 import { parseSession, type SessionSettings } from './config/session.js'
 import { parseTokens, type TokenSettings } from './config/tokens.js'
@@ -20,6 +21,8 @@ export {
 } from './config/identity-provider.js'
 export { parseTokens } from './config/tokens.js'
 export type { SessionSettings, SessionStoreKind } from './config/session.js'
+export { describeRedis, type HostPort, type RedisSettings, type RedisTarget } from './config/redis.js'
+export type { ProcessSettings } from './config/process.js'
 export type { AuthorizationSettings } from './config/authorization.js'
 export type { TokenSettings } from './config/tokens.js'
 export type { UpstreamSettings } from './config/upstream.js'
@@ -30,7 +33,7 @@ export type { RequiredRole, TokenKind } from './policy/required-role.js'
 
 /** Flat, as every consumer reads it: the sections' values side by side. */
 export interface GatewayConfig extends IdentityProviderSettings, SessionSettings, AuthorizationSettings,
-  TokenSettings, UpstreamSettings, PagesSettings, ObservabilitySettings, EgressSettings {
+  TokenSettings, UpstreamSettings, PagesSettings, ObservabilitySettings, EgressSettings, ProcessSettings {
   /** Said once at start (buildApp logs them): settings read differently from LibreChat, or not used. */
   notices: readonly Notice[]
 }
@@ -44,6 +47,7 @@ export interface ConfigSections {
   tokens: Section<TokenSettings>
   pages: Section<PagesSettings>
   egress: Section<EgressSettings>
+  process: Section<ProcessSettings>
 }
 
 export class ConfigError extends Error {
@@ -64,16 +68,18 @@ export function parseSections (env: NodeJS.ProcessEnv = process.env): ConfigSect
   const upstream = parseUpstream(env)
   const tokens = parseTokens(env, identityProvider.values)
   const authorization = parseAuthorization(env, identityProvider.values, tokens.values)
+  const session = parseSession(env, identityProvider.values, authorization.values)
   return {
     identityProvider,
     // The cookies' reach depends on the host routes: which sites a browser can sign in on.
-    session: parseSession(env, identityProvider.values, authorization.values),
+    session,
     upstream,
     observability: parseObservability(env, upstream.values),
     authorization,
     tokens,
     pages: parsePages(env),
-    egress: parseEgress(env)
+    egress: parseEgress(env),
+    process: parseProcess(env, session.values)
   }
 }
 
@@ -104,7 +110,8 @@ export function joinSections (s: ConfigSections, notices: readonly Notice[] = []
     ...s.authorization.values,
     ...s.tokens.values,
     ...s.pages.values,
-    ...s.egress.values
+    ...s.egress.values,
+    ...s.process.values
   }
 }
 

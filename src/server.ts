@@ -1,7 +1,11 @@
-// Entry point: read .env (the environment wins), validate the configuration once, start.
+// Entry point: read .env (the environment wins), validate the configuration once, start: one
+// gateway in this process, or with WORKERS > 1 a primary that supervises that many
+// (supervisor.ts), each of them this same code in a worker process.
+import cluster from 'node:cluster'
 import { config as loadDotenv } from 'dotenv'
 import { loadConfig, ConfigError, type GatewayConfig } from './config.js'
 import { buildApp } from './app.js'
+import { answerMetricsRequests, supervise } from './supervisor.js'
 
 /** How often, during the drain, connections whose response has ended are closed. */
 const SWEEP_MS = 250
@@ -18,10 +22,21 @@ async function main (): Promise<void> {
     }
     throw err
   }
-  const app = await buildApp(config)
+  if (config.workers > 1 && cluster.isPrimary) {
+    await supervise(config)
+    return
+  }
+  // A worker counts its requests; the primary serves METRICS_PORT with every worker's.
+  const app = await buildApp(config, { metricsListener: !cluster.isWorker })
+  if (cluster.isWorker) answerMetricsRequests(app.metrics.registry)
   const deadlineMs = config.shutdownTimeoutSeconds * 1000
+  let stopping = false
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(signal, () => {
+    // on, not once: a worker gets Ctrl-C's SIGINT and the primary's SIGTERM both, and a second
+    // signal must not end the drain with the default action.
+    process.on(signal, () => {
+      if (stopping) return
+      stopping = true
       app.log.info({ event: 'shutdown', signal, timeoutSeconds: config.shutdownTimeoutSeconds }, 'shutting down')
       // close() stops listening (new connections are refused; a request already on its way gets
       // 503) and closes the idle connections of that moment. One whose response ends later would

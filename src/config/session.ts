@@ -4,6 +4,7 @@ import { isIP } from 'node:net'
 import { isHostName, type RouteTable } from '../policy/routes.js'
 import { EnvReader, type Section } from './readers.js'
 import type { IdentityProviderSettings } from './identity-provider.js'
+import { readRedis, type RedisSettings } from './redis.js'
 
 export type SessionStoreKind = 'memory' | 'redis'
 
@@ -14,7 +15,8 @@ export interface SessionSettings {
    */
   sessionSecrets: string[]
   sessionStore: SessionStoreKind
-  redisUrl: string | undefined
+  /** Where the Redis store is (one server, Sentinel or Cluster); undefined for the memory store. */
+  redis: RedisSettings | undefined
   sessionExpirySeconds: number
   /** With OPENID_REUSE_TOKENS, how long refreshing may keep a session alive in all. */
   sessionMaxAgeSeconds: number
@@ -60,13 +62,7 @@ export function parseSession (env: NodeJS.ProcessEnv, idp: Pick<IdentityProvider
   const sessionSecrets = secret === '' ? [] : [...new Set([secret, ...previous])]
 
   const sessionStore = r.oneOf<SessionStoreKind>('SESSION_STORE', ['memory', 'redis'], 'memory', '"memory" or "redis"')
-  const redisUrlRaw = r.str('REDIS_URL')
-  let redisUrl: string | undefined
-  if (sessionStore === 'redis') {
-    if (redisUrlRaw === undefined) r.problem('REDIS_URL', 'REDIS_URL is not set: SESSION_STORE=redis needs it, e.g. redis://redis:6379/0.')
-    else if (!/^rediss?:\/\//.test(redisUrlRaw)) r.problem('REDIS_URL', 'REDIS_URL must start with redis:// or rediss:// (e.g. redis://redis:6379/0).')
-    else redisUrl = redisUrlRaw
-  }
+  const redis = readRedis(r, sessionStore === 'redis')
 
   const sessionExpirySeconds = r.int('SESSION_EXPIRY_SECONDS', 12 * 3600, 60, 90 * 24 * 3600)
   const memoryStoreMaxSessions = r.int('SESSION_MEMORY_MAX', 100_000, 100, 10_000_000)
@@ -80,7 +76,7 @@ export function parseSession (env: NodeJS.ProcessEnv, idp: Pick<IdentityProvider
   return r.section({
     sessionSecrets,
     sessionStore,
-    redisUrl,
+    redis,
     sessionExpirySeconds,
     sessionMaxAgeSeconds,
     memoryStoreMaxSessions,

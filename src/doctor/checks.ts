@@ -4,13 +4,13 @@
 // finding.
 import {
   DEFAULT_CALLBACK, DEFAULT_CLOCK_TOLERANCE_SECONDS, EnvReader, GUID, isLoopbackHost, joinSections, knownVariables, noticesOf, parseSections,
-  parseTokens, problemsOf, SIGNED_OUT_PATH, type ConfigSections, type EgressSettings, type GatewayConfig, type Notice
+  parseTokens, problemsOf, SIGNED_OUT_PATH, describeRedis, type ConfigSections, type EgressSettings, type GatewayConfig, type Notice, type RedisSettings
 } from '../config.js'
 import { CertificateFileError, FederatedTokenError, loadCertificateFile, readFederatedToken, type ClientCredentialSettings } from '../config/client-credential.js'
 import { egressRoute, showProxy, type EgressFetch } from '../egress/egress.js'
 import { IDENTITY_HEADERS } from '../proxy/headers.js'
 import { error, ok, redactUrl, warn, type Finding } from './findings.js'
-import { httpGet, redisPing, type HttpProbe, type ProbeOptions, type RedisProbe } from './probes.js'
+import { httpGet, redisPing, redisPingNode, type HttpProbe, type ProbeOptions, type RedisProbe } from './probes.js'
 import { BACK_CHANNEL_LOGOUT_PATH, FRONT_CHANNEL_LOGOUT_PATH } from '../oidc/logout.js'
 
 /** Clock skew above this is worth a warning; above the gateway's tolerance (OPENID_CLOCK_TOLERANCE) sign-ins fail. */
@@ -39,7 +39,8 @@ export interface DoctorSettings {
   /** Each route's upstream, as parsed (a refused route is not among them, so not probed). */
   routes: Array<{ name: string, upstreamUrl: string, healthPath: string }>
   sessionStore: string
-  redisUrl: string | undefined
+  /** Where Redis is, when SESSION_STORE=redis and it parsed. */
+  redis: RedisSettings | undefined
   trustedProxies: string[]
   /** OPENID_SCOPE, split. */
   scope: string[]
@@ -73,7 +74,7 @@ export function settingsFrom (sections: ConfigSections): DoctorSettings {
     upstreamHealthPath: upstream.upstreamHealthPath,
     routes: sections.authorization.values.routes.all.map(r => ({ name: r.name, upstreamUrl: r.upstreamUrl, healthPath: r.healthPath })),
     sessionStore: session.sessionStore,
-    redisUrl: session.redisUrl,
+    redis: session.redis,
     trustedProxies: upstream.trustedProxies,
     scope: idp.scope.split(' ').filter(Boolean),
     egress: sections.egress.values.egress,
@@ -328,7 +329,9 @@ export interface NetworkOptions extends ProbeOptions {
   /** Replaces the HTTP probe (tests). */
   get?: typeof httpGet
   /** Replaces the Redis probe (tests). */
-  ping?: (url: string, opts: ProbeOptions) => Promise<RedisProbe>
+  ping?: (target: RedisSettings | string, opts: ProbeOptions) => Promise<RedisProbe>
+  /** Replaces the probe of one listed sentinel or cluster node (tests). */
+  pingNode?: typeof redisPingNode
 }
 
 /** The discovery document, asked for as the gateway asks: through the outbound proxy when one applies. */
@@ -522,15 +525,50 @@ export async function checkUpstream (settings: DoctorSettings, opts: NetworkOpti
 }
 
 export async function checkRedis (settings: DoctorSettings, opts: NetworkOptions = {}): Promise<Finding[]> {
-  if (settings.sessionStore !== 'redis' || settings.redisUrl === undefined || !/^rediss?:\/\//.test(settings.redisUrl)) return []
+  const redis = settings.redis
+  if (settings.sessionStore !== 'redis' || redis === undefined) return []
   const ping = opts.ping ?? redisPing
-  const shown = redactUrl(settings.redisUrl)
-  const probe = await ping(settings.redisUrl, { timeoutMs: opts.timeoutMs ?? 2000 })
-  if (probe.error === undefined) return [ok(`Redis at ${shown} answers PING`, 'nothing to do')]
-  if (probe.error.startsWith('authentication failed')) {
-    return [error(`Redis at ${shown} refused the credentials: ${probe.error}`, 'put the password in REDIS_URL as redis://:<password>@host:6379/0 (or redis://<user>:<password>@… with ACLs)')]
+  const timeoutMs = opts.timeoutMs ?? 2000
+  const t = redis.target
+  const shown = t.kind === 'url' ? redactUrl(t.url) : describeRedis(redis)
+  const where = t.kind === 'url' ? 'REDIS_URL' : t.kind === 'sentinel' ? 'REDIS_SENTINELS and REDIS_SENTINEL_NAME' : 'REDIS_CLUSTER_NODES'
+  // Each listed sentinel or node on its own: the set may work while one of them is wrong.
+  const listed = t.kind === 'sentinel' ? t.sentinels : t.kind === 'cluster' ? t.nodes : []
+  const pingNode = opts.pingNode ?? redisPingNode
+  const auth = t.kind === 'sentinel' ? { password: t.sentinelPassword } : { username: redis.username, password: redis.password }
+  const [probe, ...each] = await Promise.all([
+    ping(t.kind === 'url' ? t.url : redis, { timeoutMs }),
+    ...listed.map(async h => await pingNode(h.host, h.port, auth, { timeoutMs, tls: redis.tls }))
+  ])
+  const what = t.kind === 'sentinel' ? 'sentinel' : 'cluster node'
+  const variable = t.kind === 'sentinel' ? 'REDIS_SENTINELS' : 'REDIS_CLUSTER_NODES'
+  const perNode = each.flatMap((p, i) => {
+    if (p?.error === undefined) return []
+    const h = listed[i] as { host: string, port: number }
+    const fix = p.error.startsWith('authentication failed')
+      ? (t.kind === 'sentinel' ? 'set REDIS_SENTINEL_PASSWORD to the sentinels\' requirepass' : 'set REDIS_USERNAME/REDIS_PASSWORD to an ACL user of the cluster')
+      : `start it, or remove it from ${variable}`
+    return [warn(`the ${what} ${h.host}:${h.port} in ${variable} does not answer PING: ${p.error}`, fix)]
+  })
+  if (probe?.error === undefined) return [ok(`Redis at ${shown} answers PING`, 'nothing to do'), ...perNode]
+  if (t.kind === 'sentinel') {
+    // The sentinels' own refusals and a name they do not know are said plainly, once.
+    if (each.length > 0 && each.every(p => p?.error?.startsWith('authentication failed') === true)) {
+      return [error(`the sentinels in REDIS_SENTINELS refused REDIS_SENTINEL_PASSWORD: ${each[0]?.error ?? ''}`, 'set REDIS_SENTINEL_PASSWORD to the sentinels\' requirepass (unset it if they have none)')]
+    }
+    if (/No such master with that name/i.test(probe.error)) {
+      return [error(`the sentinels watch no master named "${t.name}"`, 'set REDIS_SENTINEL_NAME to the name in their `sentinel monitor <name> …` (SENTINEL MASTERS lists them)'), ...perNode]
+    }
   }
-  return [error(`Redis at ${shown} is unreachable: ${probe.error}`, 'start Redis, or set REDIS_URL to where it listens (e.g. redis://redis:6379/0); SESSION_STORE=memory needs none')]
+  // A Cluster client that cannot sign in only says it could not load the slots; the nodes say why.
+  const refusal = probe.error.startsWith('authentication failed') ? probe.error : t.kind === 'cluster' ? each.find(p => p?.error?.startsWith('authentication failed') === true)?.error : undefined
+  if (refusal !== undefined) {
+    const fix = t.kind === 'url'
+      ? 'put the password in REDIS_URL as redis://:<password>@host:6379/0 (or redis://<user>:<password>@… with ACLs)'
+      : 'set REDIS_PASSWORD (and REDIS_USERNAME for an ACL user)' + (t.kind === 'sentinel' ? '; the sentinels\' own password is REDIS_SENTINEL_PASSWORD' : '')
+    return [error(`Redis at ${shown} refused the credentials: ${refusal}`, fix), ...(t.kind === 'cluster' ? [] : perNode)]
+  }
+  return [error(`Redis at ${shown} is unreachable: ${probe.error}`, `start Redis, or set ${where} to where it listens (e.g. ${t.kind === 'url' ? 'redis://redis:6379/0' : t.kind === 'sentinel' ? 'sentinel-1:26379,sentinel-2:26379,sentinel-3:26379 and the master\'s name' : 'redis-1:6379,redis-2:6379,redis-3:6379'}); SESSION_STORE=memory needs none`), ...perNode]
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -2,8 +2,9 @@
 // clock check) and one Redis PING. Each returns what happened instead of throwing, so the
 // checks that read them stay plain functions.
 import { connect } from 'node:net'
-import { Redis } from 'ioredis'
 import type { EgressFetch } from '../egress/egress.js'
+import type { RedisSettings } from '../config.js'
+import { createRedisClient } from '../session/redis-client.js'
 
 export interface HttpProbe {
   url: string
@@ -102,27 +103,35 @@ export interface RedisProbe {
   error?: string
 }
 
-export async function redisPing (url: string, opts: ProbeOptions = {}): Promise<RedisProbe> {
+/**
+ * PING through the client the gateway would build: for Sentinel that asks the sentinels for the
+ * master and pings it, for a Cluster it loads the slots and pings a node. A string is a
+ * REDIS_URL.
+ */
+export async function redisPing (target: RedisSettings | string, opts: ProbeOptions = {}): Promise<RedisProbe> {
   const timeoutMs = opts.timeoutMs ?? 2000
-  const client = new Redis(url, {
-    lazyConnect: true,
-    connectTimeout: timeoutMs,
-    commandTimeout: timeoutMs,
-    maxRetriesPerRequest: 0,
-    enableOfflineQueue: false,
-    retryStrategy: () => null
-  })
+  const settings: RedisSettings = typeof target === 'string' ? { target: { kind: 'url', url: target }, username: undefined, password: undefined, tls: false } : target
+  const client = createRedisClient(settings, { lazyConnect: true, connectTimeoutMs: timeoutMs, commandTimeoutMs: timeoutMs, retry: () => null })
   let lastError: unknown
   client.on('error', (err: unknown) => { lastError = err })
+  // A Cluster or Sentinel client that cannot get anywhere may keep trying past retry: null.
+  let timer: NodeJS.Timeout | undefined
+  const deadline = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs * 2) })
   try {
-    await client.connect()
-    const answer = await client.ping()
+    const answer = await Promise.race([client.connect().then(async () => await client.ping()), deadline])
     return answer === 'PONG' ? {} : { error: `answered ${String(answer)} to PING` }
   } catch (err) {
     const message = (err as Error)?.message ?? String(err)
-    if (/NOAUTH|WRONGPASS|invalid password|invalid username-password/i.test(message)) return { error: `authentication failed (${message.split(' ')[0] ?? 'NOAUTH'})` }
+    const auth = /NOAUTH|WRONGPASS|invalid password|invalid username-password/i
+    if (auth.test(message) || auth.test((lastError as Error | undefined)?.message ?? '')) return { error: `authentication failed (${(auth.test(message) ? message : (lastError as Error).message).split(' ')[0] ?? 'NOAUTH'})` }
     return { error: describeNetworkError(lastError ?? err, timeoutMs) }
   } finally {
+    clearTimeout(timer)
     client.disconnect()
   }
+}
+
+/** PING one listed node or sentinel on its own (with its password), to name the ones not answering. */
+export async function redisPingNode (host: string, port: number, auth: { username?: string, password?: string }, opts: ProbeOptions & { tls?: boolean } = {}): Promise<RedisProbe> {
+  return await redisPing({ target: { kind: 'url', url: `${opts.tls === true ? 'rediss' : 'redis'}://${host.includes(':') ? `[${host}]` : host}:${port}` }, username: auth.username, password: auth.password, tls: opts.tls === true }, opts)
 }

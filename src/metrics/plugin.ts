@@ -55,7 +55,7 @@ function routeClass (url: string | undefined): string {
   return 'proxy'
 }
 
-async function metricsPlugin (app: FastifyInstance, opts: { config: GatewayConfig }): Promise<void> {
+async function metricsPlugin (app: FastifyInstance, opts: { config: GatewayConfig, listen?: boolean }): Promise<void> {
   const store = app.sessionStoreImpl as { size?: number }
   const metrics = createMetrics(() => store.size)
   app.decorate('metrics', metrics)
@@ -69,6 +69,8 @@ async function metricsPlugin (app: FastifyInstance, opts: { config: GatewayConfi
     if (cls === 'proxy') metrics.upstreamSeconds.observe({ status }, reply.elapsedTime / 1000)
   })
 
+  // A worker of WORKERS > 1 counts; its primary serves the port with every worker's counts.
+  if (opts.listen === false) return
   let server: Server | undefined
   app.addHook('onReady', async () => {
     server = createServer((req, res) => {

@@ -37,7 +37,7 @@ declare module 'fastify' {
 export function createStore (config: GatewayConfig, log?: FastifyBaseLogger): GatewayStore {
   if (config.sessionStore === 'redis') {
     return new RedisStore({
-      url: config.redisUrl as string,
+      redis: config.redis,
       // One line when the outage starts and one when it ends, never one per request.
       onStateChange: (up, reason) => {
         if (up) log?.info({ event: 'session_store_up' }, 'the session store answers again')

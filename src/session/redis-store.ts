@@ -5,21 +5,29 @@
 // would otherwise hang requests for ever), and once a command has failed for want of Redis
 // the store is marked down: until a background probe gets an answer again every call fails
 // at once with StoreUnavailableError (a 503), instead of costing each request the timeout.
+//
+// Sentinel and Cluster need nothing else: every command here names one key (the Lua scripts
+// too), so no two keys ever have to share a Cluster slot, and no key needs a hash tag.
 import { randomBytes } from 'node:crypto'
-import { Redis, ReplyError } from 'ioredis'
+import { ReplyError } from 'ioredis'
+import type { RedisSettings } from '../config.js'
 import type { GatewayStore, Lock, StoredSession } from './store.js'
 import { StoreUnavailableError } from './store.js'
+import { createRedisClient, type RedisClient } from './redis-client.js'
 
 /** How long one command may take before Redis counts as not answering. */
 const COMMAND_TIMEOUT_MS = 2000
 /** How long a call waits for the first connection right after start. */
 const FIRST_CONNECT_WAIT_MS = 2000
 const PROBE_INTERVAL_MS = 500
+const RECONNECT_AFTER_END_MS = 1000
 /** Replies meaning Redis is there but cannot serve sessions now. */
 const UNAVAILABLE_REPLIES = /^(READONLY|OOM|MISCONF|BUSY|MASTERDOWN|LOADING|CLUSTERDOWN|TRYAGAIN|NOREPLICAS)\b/
 
 export interface RedisStoreOptions {
-  url: string
+  /** Where Redis is: a redis:// URL, or the settings for one server, Sentinel or Cluster. */
+  url?: string
+  redis?: RedisSettings
   prefix?: string
   commandTimeoutMs?: number
   /** Told once when the store goes down and once when it is back (for one log line each). */
@@ -35,7 +43,7 @@ const EXTEND = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call(
 
 export class RedisStore implements GatewayStore {
   readonly kind = 'redis' as const
-  readonly client: Redis
+  readonly client: RedisClient
   readonly #prefix: string
   readonly #onStateChange: (up: boolean, reason: string) => void
   #everReady = false
@@ -44,20 +52,23 @@ export class RedisStore implements GatewayStore {
   #closed = false
 
   constructor (opts: RedisStoreOptions) {
-    this.client = new Redis(opts.url, {
-      lazyConnect: false,
-      // Queueing commands while Redis is away would turn an outage into hanging requests.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      autoResendUnfulfilledCommands: false,
-      connectTimeout: 2000,
-      commandTimeout: opts.commandTimeoutMs ?? COMMAND_TIMEOUT_MS,
-      retryStrategy: (times) => Math.min(times * 200, 1000)
+    const settings = opts.redis ?? { target: { kind: 'url', url: opts.url ?? 'redis://127.0.0.1:6379/0' }, username: undefined, password: undefined, tls: false }
+    this.client = createRedisClient(settings, {
+      connectTimeoutMs: 2000,
+      commandTimeoutMs: opts.commandTimeoutMs ?? COMMAND_TIMEOUT_MS,
+      retry: (times) => Math.min(times * 200, 1000)
     })
     // Connection errors are reported through the state change and the failing request;
     // without a listener ioredis would print every reconnect attempt as an unhandled error.
     this.client.on('error', () => {})
     this.client.on('ready', () => { this.#everReady = true })
+    // A client that has given up reconnecting (ioredis ends it when a reconnect fails in some
+    // ways, e.g. through Sentinel while a failover is under way) is started again: a store must
+    // come back by itself once Redis does.
+    this.client.on('end', () => {
+      if (this.#closed) return
+      setTimeout(() => { if (!this.#closed && this.client.status === 'end') this.client.connect().catch(() => {}) }, RECONNECT_AFTER_END_MS).unref()
+    })
     this.#prefix = opts.prefix ?? 'entra-gw:sess:'
     this.#onStateChange = opts.onStateChange ?? (() => {})
   }
@@ -92,7 +103,7 @@ export class RedisStore implements GatewayStore {
   }
 
   /** Runs one store operation, failing at once while the store is known to be down. */
-  async #run<T> (fn: (c: Redis) => Promise<T>): Promise<T> {
+  async #run<T> (fn: (c: RedisClient) => Promise<T>): Promise<T> {
     if (this.#down) throw new StoreUnavailableError('the session store is not answering')
     const c = this.client
     if (c.status !== 'ready') {

@@ -13,6 +13,7 @@ import { startIdp, DEMO_USERS, DEFAULT_TENANT_ID } from '../../dev/idp.js'
 import { DEV_CLIENT_ID } from '../../dev/client-id.js'
 import { startUpstream } from '../../dev/upstream.js'
 import { freePort, startRedis } from '../helpers/redis.js'
+import { flattenReport } from '../helpers/doctor.js'
 import { runDoctor, secretValues } from '../../src/doctor/run.js'
 import { formatFinding, hasErrors, renderReport, type Finding } from '../../src/doctor/findings.js'
 import { checkAuthorization, checkGraphScopes, checkLogoutUrls, checkRedirectUri, clockFindings, discoveryFindings, checkVariables } from '../../src/doctor/checks.js'
@@ -46,8 +47,7 @@ function cleanEnv (): Record<string, string> {
 
 const lines = (findings: Finding[], env: Record<string, string>): string[] => findings.map(f => formatFinding(f, secretValues(env)))
 const only = (findings: Finding[], level: Finding['level']): Finding[] => findings.filter(f => f.level === level)
-/** The CLI's wrapped report read back as one `LEVEL what — fix` line per finding. */
-const flatten = (stdout: string): string => stdout.replace(/\n {6}→ /g, ' — ').replace(/\n {6,8}(?=\S)/g, ' ').replace(/^(OK|WARN|ERROR) +/gm, '$1 ')
+const flatten = flattenReport
 
 /** A stand-in IdP serving only a discovery document, with a chosen issuer and Date header. */
 async function fakeIdp (opts: { path: string, issuer: (origin: string) => string, dateOffsetMs?: number }): Promise<{ issuer: string, close: () => Promise<void> }> {

@@ -290,7 +290,7 @@ t.test('a Redis dump holds no token; secret rotation keeps sessions', async t =>
   // Every key, whatever its type: sessions and tokens are strings, the logout links sorted sets.
   for (const key of await client.keys('*')) {
     const type = await client.type(key)
-    const value = type === 'string' ? await client.get(key) ?? '' : type === 'zset' ? (await client.zrange(key, 0, -1)).join(' ') : `(${type})`
+    const value = type === 'string' ? await client.get(key) ?? '' : type === 'zset' ? (await client.zrange(key, '0', '-1')).join(' ') : `(${type})`
     dump += `${key} ${value}\n`
   }
   t.ok(dump.length > 0)

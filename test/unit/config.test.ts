@@ -1,6 +1,6 @@
 import t from 'tap'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { loadConfig, ConfigError, knownVariables, parseSections } from '../../src/config.js'
 
@@ -118,6 +118,17 @@ t.test('every configuration error is one line naming the variable', async t => {
     [{ SESSION_STORE: 'postgres' }, 'SESSION_STORE must be "memory" or "redis"'],
     [{ SESSION_STORE: 'redis' }, 'REDIS_URL is not set'],
     [{ SESSION_STORE: 'redis', REDIS_URL: 'http://redis' }, 'REDIS_URL must start with redis://'],
+    [{ SESSION_STORE: 'redis', REDIS_URL: 'redis://r:6379', REDIS_CLUSTER_NODES: 'a:6379' }, 'REDIS_URL and REDIS_CLUSTER_NODES are alternatives'],
+    [{ SESSION_STORE: 'redis', REDIS_SENTINELS: 's1:26379,s2:26379' }, 'REDIS_SENTINEL_NAME is not set'],
+    [{ SESSION_STORE: 'redis', REDIS_SENTINELS: 's1:26379,s2', REDIS_SENTINEL_NAME: 'mymaster' }, 'REDIS_SENTINELS must be a comma-separated list of host:port such as sentinel-1:26379'],
+    [{ SESSION_STORE: 'redis', REDIS_CLUSTER_NODES: 'a:6379,b:99999' }, 'REDIS_CLUSTER_NODES must be a comma-separated list of host:port'],
+    [{ SESSION_STORE: 'redis', REDIS_URL: 'redis://r:6379', REDIS_SENTINEL_NAME: 'mymaster' }, 'REDIS_SENTINEL_NAME is set without REDIS_SENTINELS'],
+    [{ SESSION_STORE: 'redis', REDIS_URL: 'redis://u:p@r:6379', REDIS_PASSWORD: 'other-password' }, 'REDIS_URL carries credentials and REDIS_USERNAME/REDIS_PASSWORD are set too'],
+    [{ SESSION_STORE: 'redis', REDIS_URL: 'redis://r:6379', REDIS_TLS: 'true' }, 'REDIS_TLS=true with a redis:// REDIS_URL: write the URL as rediss://'],
+    [{ SESSION_STORE: 'redis', REDIS_CLUSTER_NODES: 'a:6379', REDIS_USERNAME: 'gateway' }, 'REDIS_USERNAME is set without REDIS_PASSWORD'],
+    [{ WORKERS: '2' }, 'WORKERS=2 needs SESSION_STORE=redis'],
+    [{ WORKERS: 'auto' }, 'WORKERS=auto needs SESSION_STORE=redis'],
+    [{ WORKERS: '0', SESSION_STORE: 'redis', REDIS_URL: 'redis://r:6379' }, 'WORKERS must be a whole number from 1 to 1024, or auto'],
     [{ TRUSTED_PROXIES: '10.0.0.0/8,banana' }, 'TRUSTED_PROXIES must be a comma-separated list'],
     [{ TRUSTED_PROXIES: '10.0.0.0/33' }, 'TRUSTED_PROXIES must be a comma-separated list'],
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL must be one of'],
@@ -131,6 +142,21 @@ t.test('every configuration error is one line naming the variable', async t => {
     t.match(problems[0] ?? '', expected, expected)
     t.notMatch(problems.join('\n'), /client-secret-value|xxxxxxxxxxxxxxxx/, 'no secret is echoed')
   }
+})
+
+t.test('Redis in each form: one server, Sentinel, Cluster; credentials and TLS; WORKERS', async t => {
+  const redis = (env: Record<string, string>): unknown => loadConfig({ ...base, SESSION_STORE: 'redis', ...env }).redis
+  t.same(redis({ REDIS_URL: 'rediss://gw:p%40ss@r:6380/2' }), { target: { kind: 'url', url: 'rediss://gw:p%40ss@r:6380/2' }, username: 'gw', password: 'p@ss', tls: true }, 'credentials and TLS from the URL')
+  t.same(redis({ REDIS_URL: 'redis://r:6379', REDIS_USERNAME: 'gw', REDIS_PASSWORD: 'pw' }), { target: { kind: 'url', url: 'redis://r:6379' }, username: 'gw', password: 'pw', tls: false }, 'or beside it')
+  t.same(redis({ REDIS_SENTINELS: 's1:26379, [::1]:26380', REDIS_SENTINEL_NAME: 'mymaster', REDIS_SENTINEL_PASSWORD: 'sp', REDIS_PASSWORD: 'pw', REDIS_TLS: 'true' }), {
+    target: { kind: 'sentinel', sentinels: [{ host: 's1', port: 26379 }, { host: '::1', port: 26380 }], name: 'mymaster', sentinelPassword: 'sp' }, username: undefined, password: 'pw', tls: true
+  })
+  t.same(redis({ REDIS_CLUSTER_NODES: 'a:6379,b:6379' }), { target: { kind: 'cluster', nodes: [{ host: 'a', port: 6379 }, { host: 'b', port: 6379 }] }, username: undefined, password: undefined, tls: false })
+  t.equal(loadConfig({ ...base, REDIS_SENTINELS: 'ignored' }).redis, undefined, 'the memory store reads no Redis setting')
+  t.equal(loadConfig(base).workers, 1, 'one process by default')
+  t.equal(loadConfig({ ...base, SESSION_STORE: 'redis', REDIS_URL: 'redis://r:6379', WORKERS: 'auto' }).workers, availableParallelism(), 'auto: the CPUs this process may use')
+  t.equal(loadConfig({ ...base, SESSION_STORE: 'redis', REDIS_URL: 'redis://r:6379', WORKERS: '3' }).workers, 3)
+  for (const name of ['WORKERS', 'REDIS_SENTINELS', 'REDIS_SENTINEL_NAME', 'REDIS_SENTINEL_PASSWORD', 'REDIS_CLUSTER_NODES', 'REDIS_USERNAME', 'REDIS_PASSWORD', 'REDIS_TLS']) t.ok(knownVariables().includes(name), `${name} is a known variable`)
 })
 
 t.test('all problems are reported at once', async t => {
