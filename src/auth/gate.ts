@@ -73,18 +73,20 @@ async function gatePlugin (app: FastifyInstance, opts: { config: GatewayConfig }
       if (await app.signIn.handleCallback(request, reply)) return reply
     }
 
+    // Read once: with TRUSTED_PROXIES each read of request.host runs the trust check.
+    const host = hasHostRoutes ? request.host : undefined
     let facts: RequestFacts | undefined
     if (needsPath) {
       const path = normalizePath(url)
       if (path === undefined) {
         return reply.problem({ status: 400, error: 'bad_path', message: 'The address could not be understood.', page: { title: 'Bad request', body: '<p>The address could not be understood.</p>' } })
       }
-      facts = { method: request.method, path, host: hasHostRoutes ? request.host : undefined }
+      facts = { method: request.method, path, host }
     }
     // Chosen once, here: the decision below and the proxy after it read this one.
     let route: Route | undefined
     if (hasRoutes) {
-      route = chooseRoute(routes, { path: facts?.path, host: hasHostRoutes ? request.host : undefined })
+      route = chooseRoute(routes, { path: facts?.path, host })
       request.upstreamRoute = route
     }
     if (hasPublic && facts !== undefined && isPublicRequest(config, facts, route)) {

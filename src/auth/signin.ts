@@ -5,7 +5,7 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { GatewayConfig } from '../config.js'
 import { isNavigation } from '../policy/request-kind.js'
-import { safeReturnPath, safeReturnTarget } from '../policy/return-path.js'
+import { routeSiteFor, safeReturnPath, safeReturnTarget } from '../policy/return-path.js'
 import { normalizeHost } from '../policy/routes.js'
 import { namedOriginalRequest, trustedPeers } from '../policy/original-request.js'
 import { escapeHtml } from '../pages/render.js'
@@ -79,11 +79,8 @@ async function signInPlugin (app: FastifyInstance, opts: { config: GatewayConfig
   // Host routes no cookie of ours reaches: a browser there could sign in but never stay signed in.
   const bearerOnlyHosts = new Set([...config.routes.hosts.keys()].filter(h => !config.siteOrigins.has(h)))
   /** The configured origin of the host route the request came to; undefined on DOMAIN_SERVER's host (and any other). */
-  function routeSiteOf (request: FastifyRequest): string | undefined {
-    if (siteOrigins.size < 2) return undefined
-    const host = normalizeHost(request.host)
-    return host === undefined || host === mainHost ? undefined : config.siteOrigins.get(host)
-  }
+  const routeSiteOf = (request: FastifyRequest): string | undefined =>
+    siteOrigins.size < 2 ? undefined : routeSiteFor(config.siteOrigins, config.publicOrigin, request.host)
   // With COOKIE_DOMAIN, the host-only cookies of before go: over http they share the names of
   // the new ones, and an old one sent first would hide the new one.
   const hostOnly = config.hostOnlyCookies
@@ -222,9 +219,11 @@ async function signInPlugin (app: FastifyInstance, opts: { config: GatewayConfig
     const maxAge = config.reuseTokens ? Math.min(config.sessionExpirySeconds, config.sessionMaxAgeSeconds) : config.sessionExpirySeconds
     request.session.setMaxAge(maxAge * 1000)
     await app.tokens.keep(request, jar.set)
-    await request.session.save()
-    // So that a sign-out at the IdP (which names only sid and sub) finds this session.
+    // So that a sign-out at the IdP (which names only sid and sub) finds this session. Linked
+    // before the session is saved: a store that fails in between leaves no session a logout
+    // at the IdP could not end.
     await app.idpLogout.link(request)
+    await request.session.save()
     app.metrics.signIns.inc({ result: 'success' })
     request.log.info({ event: 'sign_in', user: user.userId, tenant: user.tenantId, ip: request.ip, groupsOverage: user.groupsOverage, authzError: user.authzError }, 'signed in')
     // Checked again: the configured sites may have changed since the sign-in started.

@@ -3,6 +3,7 @@
 // (other origins, protocol-relative `//host`, backslash tricks that browsers read as `//`,
 // encoded or whitespace-padded variants of those, credentials, look-alike hosts) falls back to `/`.
 
+import { normalizeHost } from './routes.js'
 const UNSAFE_CHARS = /[\u0000-\u001f\u007f\\\s]/ // eslint-disable-line no-control-regex
 const BASE = 'http://gateway.invalid'
 
@@ -71,4 +72,17 @@ export function safeReturnTarget (raw: unknown, origins: ReadonlySet<string>, ba
   // The path is held to the same rules as a relative one; anything refused there is refused here.
   if (safeReturnPath(path) !== path) return '/'
   return url.origin + path
+}
+
+/**
+ * The site a sign-in should return to for a request on `host`: the configured origin of a host
+ * route under COOKIE_DOMAIN (`siteOrigins`, keyed by host name, DOMAIN_SERVER's included);
+ * undefined on DOMAIN_SERVER's own host and on any host that is no site. Configuration decides,
+ * never the header: an unknown host finds nothing.
+ */
+export function routeSiteFor (siteOrigins: ReadonlyMap<string, string>, publicOrigin: string, host: string | undefined): string | undefined {
+  if (siteOrigins.size < 2) return undefined
+  const name = normalizeHost(host)
+  if (name === undefined || publicOrigin === '' || name === new URL(publicOrigin).hostname) return undefined
+  return siteOrigins.get(name)
 }

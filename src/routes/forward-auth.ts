@@ -9,14 +9,16 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { GatewayConfig } from '../config.js'
 import { decideRouted, isPublicRequest, type RequestFacts } from '../policy/decide.js'
 import { normalizePath } from '../policy/rules.js'
-import { chooseRoute, normalizeHost, type Route } from '../policy/routes.js'
-import { originalRequest, trustedPeers, type OriginalRequest } from '../policy/original-request.js'
-import { safeReturnPath } from '../policy/return-path.js'
+import { chooseRoute, type Route } from '../policy/routes.js'
+import { namedOriginalRequest, originalRequest, trustedPeers, type OriginalRequest } from '../policy/original-request.js'
+import { routeSiteFor, safeReturnPath } from '../policy/return-path.js'
 import { upstreamIdentity } from '../proxy/identity.js'
 
 const NO_STORE = { 'cache-control': 'no-store' }
 const UPSTREAM_PREFIX = 'x-forwarded-'
 const ANSWER_PREFIX = 'x-auth-request-'
+/** What only a trusted proxy is handed: what would let its holder act as the user. */
+const TOKEN_HEADERS = new Set(['x-forwarded-identity', 'x-forwarded-access-token', 'x-forwarded-access-token-expires-on'])
 
 export default async function forwardAuthRoutes (app: FastifyInstance, opts: { config: GatewayConfig }): Promise<void> {
   const { config } = opts
@@ -29,11 +31,7 @@ export default async function forwardAuthRoutes (app: FastifyInstance, opts: { c
   const defaultAudience = new URL(config.upstreamUrl).origin
   // A sign-in asked for on a host route's site (COOKIE_DOMAIN) returns there: the site comes
   // from configuration, looked up by the host a trusted proxy named.
-  const mainHost = config.publicOrigin === '' ? '' : new URL(config.publicOrigin).hostname
-  const siteOf = (host: string | undefined): string => {
-    const h = config.siteOrigins.size > 1 ? normalizeHost(host) : undefined
-    return h === undefined || h === mainHost ? '' : config.siteOrigins.get(h) ?? ''
-  }
+  const siteOf = (host: string | undefined): string => routeSiteFor(config.siteOrigins, config.publicOrigin, host) ?? ''
   const fromTrustedProxy = trustedPeers(config.trustedProxies)
   const identityFor = upstreamIdentity(app, config)
 
@@ -59,10 +57,25 @@ export default async function forwardAuthRoutes (app: FastifyInstance, opts: { c
 
   const badRequest = (reply: FastifyReply): FastifyReply => reply.problem({ status: 400, error: 'bad_original_request', message: 'The proxy named an original request that could not be understood.', jsonOnly: true })
 
+  // A check that names a request from a peer outside TRUSTED_PROXIES is judged as `GET /` (the
+  // names are anybody's). Where rules or routes make the answer depend on the path, that is
+  // most likely a proxy missing from TRUSTED_PROXIES, whose checks would all be judged as the
+  // site root: said in the log, once per peer (bounded), so the mistake does not stay silent.
+  const pathDependent = needsPath || hasRoutes
+  const warnedPeers = new Set<string>()
+  function warnUntrusted (request: FastifyRequest): void {
+    const peer = request.socket.remoteAddress ?? ''
+    if (warnedPeers.has(peer) || warnedPeers.size >= 1000) return
+    warnedPeers.add(peer)
+    request.log.warn({ event: 'forward_auth_untrusted', peer }, 'a forward-auth check named a request, but its sender is not in TRUSTED_PROXIES: judged as GET / (add the proxy to TRUSTED_PROXIES)')
+  }
+
   async function check (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     // The TCP peer decides whether the named request is believed, never request.ip (which
     // trustProxy derives from X-Forwarded-For).
-    const original: OriginalRequest | 'invalid' = originalRequest(request.headers, fromTrustedProxy(request.socket.remoteAddress))
+    const trusted = fromTrustedProxy(request.socket.remoteAddress)
+    if (!trusted && pathDependent && namedOriginalRequest(request.headers) !== undefined) warnUntrusted(request)
+    const original: OriginalRequest | 'invalid' = originalRequest(request.headers, trusted)
     if (original === 'invalid') return badRequest(reply)
     let facts: RequestFacts | undefined
     if (needsPath) {
@@ -89,6 +102,9 @@ export default async function forwardAuthRoutes (app: FastifyInstance, opts: { c
     reply.code(202).headers(NO_STORE)
     if (identity !== undefined) {
       for (const key in identity) {
+        // The signed identity and the access token go only to the proxy in front, never to a
+        // script of the page that can call this route with the browser's cookie.
+        if (!trusted && TOKEN_HEADERS.has(key)) continue
         const name = answerName(key)
         if (name !== null) reply.header(name, identity[key] as string)
       }

@@ -348,6 +348,28 @@ t.test('routes: the original host and path choose the route, its rules and the i
   t.equal(audience(rag), 'http://127.0.0.2:9', "a path route's upstream is the audience")
   // From an untrusted peer the named host and path count for nothing: judged as GET / on the default site.
   const spoofed = await direct(fa.gatewayPort, '/oauth2/auth', { cookie: aliceCookie, 'x-forwarded-uri': '/rag/x', 'x-forwarded-host': 'admin.example.test' })
-  t.equal(spoofed.status, 202)
-  t.equal(audience(spoofed), fa.upstream.url)
+  t.equal(spoofed.status, 202, 'judged as GET / on the default site')
+  t.equal(spoofed.headers['x-auth-request-user'], alice.oid)
+})
+
+t.test('only the trusted proxy is handed what acts as the user: the identity JWT and the access token', async t => {
+  const fromProxy = await direct(fa.gatewayPort, '/oauth2/auth', { cookie: aliceCookie, 'x-original-uri': '/' }, '127.0.0.1')
+  t.equal(fromProxy.status, 202)
+  t.ok(fromProxy.headers['x-auth-request-identity'], 'the proxy gets the identity JWT')
+  t.ok(fromProxy.headers['x-auth-request-access-token'], 'and the access token')
+  // Anyone else with the cookie (a script in the page, a client of its own): who, not the tokens.
+  const other = await direct(fa.gatewayPort, '/oauth2/auth', { cookie: aliceCookie })
+  t.equal(other.status, 202)
+  t.equal(other.headers['x-auth-request-user'], alice.oid, 'the user is named')
+  t.notOk(other.headers['x-auth-request-identity'], 'no identity JWT')
+  t.notOk(Object.keys(other.headers).some(h => h.startsWith('x-auth-request-access-token')), 'no access token')
+})
+
+t.test('a check naming a request from a peer outside TRUSTED_PROXIES is said in the log, once per peer', async t => {
+  const before = fa.stack.logs.filter(l => l.event === 'forward_auth_untrusted').length
+  for (let i = 0; i < 3; i++) await direct(fa.gatewayPort, '/oauth2/auth', { cookie: aliceCookie, 'x-original-uri': '/admin' }, '127.0.0.3')
+  const lines = fa.stack.logs.filter(l => l.event === 'forward_auth_untrusted').slice(before)
+  t.equal(lines.length, 1, 'one warning for three checks')
+  t.equal(lines[0]?.peer, '127.0.0.3')
+  t.match(lines[0]?.msg, 'add the proxy to TRUSTED_PROXIES')
 })
