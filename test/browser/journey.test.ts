@@ -212,6 +212,27 @@ t.test('deep link, sign-in, identity, stream, sign-out, sign-in again, refusal, 
   t.same(browser.problems.filter(p => !p.includes('/c/down')), [], 'no console errors (CSP violations, failed assets) on any page')
 })
 
+t.test('the sign-in page (OPENID_AUTO_REDIRECT=false): named once, and its button returns to the deep link', async t => {
+  const stack = await startStack({ env: { OPENID_AUTO_REDIRECT: 'false' } })
+  t.teardown(() => stack.close())
+  const browser = await launchChromium({ viewport: { width: 1280, height: 800 } })
+  t.teardown(() => browser.close())
+  const { page } = browser
+  page.setDefaultTimeout(WAIT_MS)
+  const deepLink = `${stack.url}/c/abc?x=1&y=2`
+  await page.goto(deepLink)
+  await page.waitForSelector('#sign-in')
+  t.equal(await page.title(), 'Sign in to LibreChat', 'the title names the app once')
+  t.match(await page.textContent('main'), 'Sign in with your work or school account to continue.')
+  t.ok(await page.isVisible('text=Use a different account'), 'another account can be chosen from the start')
+  await look(t, page, '11-sign-in-page')
+  await page.click('#sign-in')
+  await page.waitForSelector('#login-form')
+  await signInOnForm(page, 'alice', 'alice', url => url.href === deepLink)
+  t.equal(page.url(), deepLink, 'the button came back to the deep link, query and all')
+  t.same(browser.problems, [], 'no console errors')
+})
+
 async function signInOnForm (page: Page, username: string, password: string, landed: (url: URL) => boolean): Promise<void> {
   await page.fill('#username', username)
   await page.fill('#password', password)
