@@ -102,8 +102,10 @@ t.test('200 MB up and down, streamed, with bounded memory', async t => {
   for await (const piece of down.body as unknown as AsyncIterable<Uint8Array>) received += piece.length
   t.equal(received, total)
   clearInterval(sample)
-  // Test, gateway and upstream share this process; a buffered 200 MB body would show here.
-  t.ok(peak - rssBefore < 96 * 1024 * 1024, `memory grew ${Math.round((peak - rssBefore) / 1048576)} MB for 400 MB moved`)
+  // Test, gateway and upstream share this process; a buffered 200 MB body would show here as
+  // 200 MB or more at once. Streaming grows RSS by buffers and pools that Node keeps (about
+  // 60 MB on Node 20, up to about 100 MB on Node 24): the bound sits below one whole body.
+  t.ok(peak - rssBefore < 160 * 1024 * 1024, `memory grew ${Math.round((peak - rssBefore) / 1048576)} MB for 400 MB moved (a buffered body alone is 200 MB)`)
   t.same(lc.uploadedBytes, [total])
 })
 
