@@ -46,7 +46,7 @@
  * - idp/provider.ts: startIdp (configuration, keys, tenant mount, routing).
  */
 export { startIdp, DEFAULT_TENANT_ID } from './idp/provider.js'
-export { DEMO_USERS, UNASSIGNED_USER } from './idp/users.js'
+export { ADMIN_USER, DEMO_USERS, UNASSIGNED_USER } from './idp/users.js'
 export { MAX_TOKEN_DELAY_MS } from './idp/token-endpoint.js'
 export type { Idp, IdpClient, IdpUser, StartIdpOptions, TokenHold, TokenRequestCounts } from './idp/types.js'
 export type { InteractionDetails, Provider } from './idp/oidc.js'

@@ -34,6 +34,17 @@ export const UNASSIGNED_USER: IdpUser = deepFreeze({
   assigned: false
 })
 
+/** An administrator of LibreChat: its app role ADMIN (the admin panel's routes require it) and ChatUser. */
+export const ADMIN_USER: IdpUser = deepFreeze({
+  username: 'dana',
+  password: 'dana',
+  oid: '7a6b5c4d-3e2f-4a1b-9c8d-7e6f5a4b3c2d',
+  name: 'Dana Admin',
+  email: 'dana@contoso.example',
+  preferredUsername: 'dana@contoso.example',
+  roles: ['ChatUser', 'ADMIN']
+})
+
 /** The user whose object id (the oidc-provider accountId) is `oid`. */
 export function findUserByOid (users: Map<string, IdpUser>, oid: unknown): IdpUser | undefined {
   for (const user of users.values()) if (user.oid === oid) return user

@@ -11,17 +11,9 @@ import { join } from 'node:path'
 import { startStack } from '../helpers/stack.js'
 import { launchChromium } from '../helpers/chromium.js'
 import { startUpstream } from '../../dev/upstream.js'
-import { DEMO_USERS, type IdpUser } from '../../dev/idp.js'
+import { ADMIN_USER, DEMO_USERS } from '../../dev/idp.js'
 
-const carol: IdpUser = {
-  username: 'carol',
-  password: 'carol',
-  oid: '7a6b5c4d-3e2f-4a1b-9c8d-7e6f5a4b3c2d',
-  name: 'Carol Admin',
-  email: 'carol@contoso.example',
-  preferredUsername: 'carol@contoso.example',
-  roles: ['ChatUser', 'ADMIN']
-}
+const dana = ADMIN_USER
 const WAIT_MS = 15_000
 
 t.test('the admin host: sign in there, come back there, sign out there', async t => {
@@ -29,7 +21,7 @@ t.test('the admin host: sign in there, come back there, sign out there', async t
   t.teardown(() => admin.close())
   const file = join(mkdtempSync(join(tmpdir(), 'gw-host-routes-')), 'rules.yaml')
   writeFileSync(file, `routes:\n  - host: admin.example.localhost\n    upstream: ${admin.url}\n    roles: [ADMIN]\n`)
-  const stack = await startStack({ publicHost: 'chat.example.localhost', users: [...DEMO_USERS, carol], env: { AUTHZ_RULES_FILE: file, COOKIE_DOMAIN: 'example.localhost' } })
+  const stack = await startStack({ publicHost: 'chat.example.localhost', users: [...DEMO_USERS, dana], env: { AUTHZ_RULES_FILE: file, COOKIE_DOMAIN: 'example.localhost' } })
   t.teardown(() => stack.close())
   const chat = stack.url
   const adminSite = `http://admin.example.localhost:${new URL(chat).port}`
@@ -42,11 +34,11 @@ t.test('the admin host: sign in there, come back there, sign out there', async t
   await page.goto(`${adminSite}/users?page=2`)
   await page.waitForSelector('#login-form')
   t.ok(page.url().startsWith(`${stack.idp.origin}/interaction/`), 'the IdP\'s login form')
-  await page.fill('#username', 'carol')
-  await page.fill('#password', 'carol')
+  await page.fill('#username', 'dana')
+  await page.fill('#password', 'dana')
   await Promise.all([page.waitForURL(url => url.origin === adminSite), page.click('#sign-in')])
   t.equal(page.url(), `${adminSite}/users?page=2`, 'back on the admin host\'s page')
-  t.equal(admin.requests.at(-1)?.headers['x-forwarded-user'], carol.oid, 'the admin upstream got her identity')
+  t.equal(admin.requests.at(-1)?.headers['x-forwarded-user'], dana.oid, 'the admin upstream got her identity')
   const cookie = (await context.cookies(chat)).find(c => c.name === stack.config.cookieName)
   t.equal(cookie?.domain, '.example.localhost', 'one session cookie for the cookie domain')
 

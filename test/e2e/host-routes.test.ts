@@ -13,20 +13,12 @@ import { join } from 'node:path'
 import { Browser, parseForms, signIn, submitForm } from '../helpers/browser.js'
 import { startStack, type Stack } from '../helpers/stack.js'
 import { startUpstream, type Upstream } from '../../dev/upstream.js'
-import { DEMO_USERS, type IdpUser } from '../../dev/idp.js'
+import { ADMIN_USER, DEMO_USERS } from '../../dev/idp.js'
 import { ConfigError } from '../../src/config.js'
 import { MemoryStore } from '../../src/session/memory-store.js'
 
 const alice = DEMO_USERS.find(u => u.username === 'alice')!
-const carol: IdpUser = {
-  username: 'carol',
-  password: 'carol',
-  oid: '7a6b5c4d-3e2f-4a1b-9c8d-7e6f5a4b3c2d',
-  name: 'Carol Admin',
-  email: 'carol@contoso.example',
-  preferredUsername: 'carol@contoso.example',
-  roles: ['ChatUser', 'ADMIN']
-}
+const dana = ADMIN_USER
 
 interface Sites {
   stack: Stack
@@ -52,7 +44,7 @@ ${extraRoutes}`)
   const stack = await startStack({
     publicHost: 'chat.example.localhost',
     upstream: main,
-    users: [...DEMO_USERS, carol],
+    users: [...DEMO_USERS, dana],
     env: { AUTHZ_RULES_FILE: file, COOKIE_DOMAIN: 'example.localhost', ...env }
   })
   t.teardown(async () => {
@@ -94,10 +86,10 @@ t.test('a session made on the chat host is recognized on the admin host, whose r
   t.match(refused.response.headers.get('content-security-policy') ?? '', new RegExp(`form-action 'self' [^;]*${chat.replace(/[.:/]/g, '\\$&')}`))
 })
 
-t.test('carol, without a session, opens the admin host: she signs in and comes back there, with her identity', async t => {
+t.test('dana, without a session, opens the admin host: she signs in and comes back there, with her identity', async t => {
   const { stack, admin, main, chat, adminSite } = await sites(t)
   const browser = new Browser()
-  const result = await signIn(browser, `${adminSite}/users?page=2&sort=name`, 'carol', 'carol')
+  const result = await signIn(browser, `${adminSite}/users?page=2&sort=name`, 'dana', 'dana')
   t.equal(browser.history[0]!.url, `${adminSite}/users?page=2&sort=name`, 'the first visit is the admin host\'s')
   const start = browser.history.find(h => h.url.startsWith(adminSite))!
   t.ok(start.setCookies.some(c => c.startsWith(`${stack.config.loginCookieName}=`) && /Domain=example\.localhost/.test(c)), 'the login cookie, set on the admin host, reaches the callback on the chat host')
@@ -110,8 +102,8 @@ t.test('carol, without a session, opens the admin host: she signs in and comes b
   await result.response.arrayBuffer()
   const seen = admin.requests.at(-1)!
   t.equal(seen.url, '/users?page=2&sort=name')
-  t.equal(seen.headers['x-forwarded-user'], carol.oid)
-  t.equal(seen.headers['x-forwarded-email'], carol.email)
+  t.equal(seen.headers['x-forwarded-user'], dana.oid)
+  t.equal(seen.headers['x-forwarded-email'], dana.email)
   t.equal(seen.headers['x-forwarded-roles'], 'ChatUser,ADMIN')
   t.notMatch(String(seen.headers.cookie ?? ''), 'entra-gw', 'the gateway\'s cookies stay at the gateway')
   t.equal(main.requests.length, 0, 'the chat upstream saw nothing of it')
@@ -129,7 +121,7 @@ t.test('carol, without a session, opens the admin host: she signs in and comes b
   t.equal(onChat.chain.length, 1)
   t.equal(onChat.response.status, 200)
   await onChat.response.arrayBuffer()
-  t.equal(main.requests.at(-1)!.headers['x-forwarded-user'], carol.oid)
+  t.equal(main.requests.at(-1)!.headers['x-forwarded-user'], dana.oid)
 })
 
 t.test('sign-in returns only to configured sites: an absolute rd elsewhere lands on /', async t => {
@@ -156,13 +148,13 @@ t.test('sign-in returns only to configured sites: an absolute rd elsewhere lands
     await result.response.arrayBuffer()
   }
   const browser = new Browser()
-  const ok = await signIn(browser, `${chat}/oauth2/start?rd=${encodeURIComponent(`${adminSite}/users`)}`, 'carol', 'carol')
+  const ok = await signIn(browser, `${chat}/oauth2/start?rd=${encodeURIComponent(`${adminSite}/users`)}`, 'dana', 'dana')
   t.equal(last(ok.chain), `${adminSite}/users`, 'a configured site is accepted')
   await ok.response.arrayBuffer()
   // A relative rd on the admin host means the admin host's path (the refusal page's
   // "Use a different account" link is one).
   const other = new Browser()
-  const relative = await signIn(other, `${adminSite}/oauth2/start?prompt=select_account&rd=%2Fsettings`, 'carol', 'carol')
+  const relative = await signIn(other, `${adminSite}/oauth2/start?prompt=select_account&rd=%2Fsettings`, 'dana', 'dana')
   t.equal(last(relative.chain), `${adminSite}/settings`)
   await relative.response.arrayBuffer()
 })
@@ -170,7 +162,7 @@ t.test('sign-in returns only to configured sites: an absolute rd elsewhere lands
 t.test('sign-out from the admin host ends the shared session on both hosts', async t => {
   const { stack, chat, adminSite } = await sites(t)
   const browser = new Browser()
-  await (await signIn(browser, `${adminSite}/`, 'carol', 'carol')).response.arrayBuffer()
+  await (await signIn(browser, `${adminSite}/`, 'dana', 'dana')).response.arrayBuffer()
   t.equal((stack.store as MemoryStore).size, 1)
 
   const cross = await browser.request(`${adminSite}/oauth2/sign_out`, { method: 'POST', headers: { origin: `http://evil.example.localhost:${new URL(chat).port}` } })

@@ -16,19 +16,11 @@ import { Browser, signIn } from '../helpers/browser.js'
 import { startStack, type Stack } from '../helpers/stack.js'
 import { startLibreChat, type LibreChatStandIn } from '../helpers/librechat.js'
 import { startUpstream, type Upstream } from '../../dev/upstream.js'
-import { DEMO_USERS, type IdpUser } from '../../dev/idp.js'
+import { ADMIN_USER, DEMO_USERS } from '../../dev/idp.js'
 import { ConfigError } from '../../src/config.js'
 
 const alice = DEMO_USERS.find(u => u.username === 'alice')!
-const carol: IdpUser = {
-  username: 'carol',
-  password: 'carol',
-  oid: '5e4d3c2b-1a09-4f8e-9d7c-6b5a4f3e2d1c',
-  name: 'Carol Admin',
-  email: 'carol@contoso.example',
-  preferredUsername: 'carol@contoso.example',
-  roles: ['ChatUser', 'ADMIN']
-}
+const dana = ADMIN_USER
 
 interface RoutedStack {
   stack: Stack
@@ -58,7 +50,7 @@ routes:
 `)
   const stack = await startStack({
     upstream: main,
-    users: [...DEMO_USERS, carol],
+    users: [...DEMO_USERS, dana],
     env: { AUTHZ_RULES_FILE: file, ROUTES: `/rag=${rag.url}, rag.example.com=${rag.url}`, ...env }
   })
   t.teardown(async () => {
@@ -131,18 +123,18 @@ t.test('a prefix route and a host route each reach their own upstream with the i
   await t.rejects(jwtVerify(mainJwt, jwks, { audience: new URL(rag.url).origin }), 'a token the default upstream received is not valid at the RAG upstream')
 
   // /admin strips its prefix (strip_prefix: true) and says which one it stripped.
-  const carolCookie = await cookieOf('carol')
-  const viaAdmin = await fetch(`${stack.url}/admin/users?page=2&sort=name`, { headers: { ...json, cookie: carolCookie } })
+  const danaCookie = await cookieOf('dana')
+  const viaAdmin = await fetch(`${stack.url}/admin/users?page=2&sort=name`, { headers: { ...json, cookie: danaCookie } })
   t.equal(viaAdmin.status, 200)
   const adminSeen = admin.requests.at(-1)!
   t.equal(adminSeen.url, '/users?page=2&sort=name')
   t.equal(adminSeen.headers['x-forwarded-prefix'], '/admin')
-  t.equal(adminSeen.headers['x-forwarded-user'], carol.oid)
+  t.equal(adminSeen.headers['x-forwarded-user'], dana.oid)
   t.equal(adminSeen.headers['x-forwarded-roles'], 'ChatUser,ADMIN')
-  t.equal((await jwtVerify(String(adminSeen.headers['x-forwarded-identity']), jwks, { audience: new URL(admin.url).origin })).payload.oid, carol.oid)
-  t.equal((await fetch(`${stack.url}/admin`, { headers: { ...json, cookie: carolCookie } })).status, 200)
+  t.equal((await jwtVerify(String(adminSeen.headers['x-forwarded-identity']), jwks, { audience: new URL(admin.url).origin })).payload.oid, dana.oid)
+  t.equal((await fetch(`${stack.url}/admin`, { headers: { ...json, cookie: danaCookie } })).status, 200)
   t.equal(admin.requests.at(-1)!.url, '/', 'the prefix alone is the upstream\'s root')
-  const spoofed = await fetch(`${stack.url}/x%2F..%2Fadmin/y`, { headers: { ...json, cookie: carolCookie } })
+  const spoofed = await fetch(`${stack.url}/x%2F..%2Fadmin/y`, { headers: { ...json, cookie: danaCookie } })
   t.equal(spoofed.status, 400, 'where the raw target and the normalized path disagree about the prefix, nothing is guessed')
 })
 
@@ -192,7 +184,7 @@ t.test('a route\'s role rule refuses the users without the role, in every spelli
 
 t.test('SSE streams event by event through a route, and a client that leaves aborts it upstream', async t => {
   const { stack, admin, cookieOf } = await routedStack(t)
-  const cookie = await cookieOf('carol')
+  const cookie = await cookieOf('dana')
   const res = await fetch(`${stack.url}/admin/api/agents/chat/stream/abc`, { headers: { accept: 'text/event-stream', cookie } })
   t.equal(res.status, 200)
   t.equal(res.headers.get('content-type'), 'text/event-stream')
@@ -221,12 +213,12 @@ t.test('SSE streams event by event through a route, and a client that leaves abo
 
 t.test('a WebSocket upgrade through a route carries the identity and passes the route\'s rule', async t => {
   const { stack, cookieOf } = await routedStack(t)
-  const cookie = await cookieOf('carol')
+  const cookie = await cookieOf('dana')
   const ws = new WebSocket(`${stack.url.replace('http', 'ws')}/admin/ws`, { headers: { cookie: `${cookie}; lc=1`, 'x-forwarded-user': 'mallory' } })
   t.teardown(() => ws.terminate())
   const first = await new Promise<string>((resolve, reject) => { ws.once('message', d => resolve(String(d))); ws.once('error', reject) })
   const { headers } = JSON.parse(first) as { headers: Record<string, string> }
-  t.equal(headers['x-forwarded-user'], carol.oid)
+  t.equal(headers['x-forwarded-user'], dana.oid)
   t.equal(headers['x-forwarded-prefix'], '/admin')
   t.equal(headers.cookie, 'lc=1')
   ws.send('hello')
