@@ -120,7 +120,8 @@ t.test('two workers on one Redis: sessions and sign-out shared, a killed worker 
   const { response } = await signIn(browser, `${gw.origin}/hello`, 'alice', 'alice')
   t.equal(response.status, 200, 'signed in')
   const cookie = `entra-gw=${browser.cookie(gw.origin, 'entra-gw') ?? ''}`
-  const signer = proc.logs().find(l => l.event === 'sign_in')?.pid as number
+  // The answer can arrive before the worker's log line is read from its pipe: waited for.
+  const signer = (await proc.waitForLog('"sign_in"', l => l.event === 'sign_in')).pid as number
   t.ok(pids.includes(signer), 'a worker signed alice in')
   process.kill(signer, 'SIGKILL')
   await proc.waitForLog('"worker_exit"', l => l.event === 'worker_exit' && l.pid === signer)
@@ -137,7 +138,7 @@ t.test('two workers on one Redis: sessions and sign-out shared, a killed worker 
   // Sign out on one worker; kill it; the other refuses the cookie.
   const out = await fresh(`${gw.origin}/oauth2/sign_out`, { method: 'POST', headers: { cookie, origin: gw.origin } })
   t.equal(out.status, 303, 'signed out (sent on to the signed-out page)')
-  const outPid = proc.logs().find(l => l.event === 'sign_out')?.pid as number
+  const outPid = (await proc.waitForLog('"sign_out"', l => l.event === 'sign_out')).pid as number
   process.kill(outPid, 'SIGKILL')
   await proc.waitForLog('"worker_exit" of the worker that signed out', l => l.event === 'worker_exit' && l.pid === outPid)
   const refused = await Promise.all(Array.from({ length: 10 }, async () => await fresh(`${gw.origin}/headers`, { headers: { cookie, accept: 'application/json' } })))
