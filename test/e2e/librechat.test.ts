@@ -7,6 +7,7 @@ import { Readable } from 'node:stream'
 import WebSocket from 'ws'
 import { stackWithLibreChat } from '../helpers/librechat.js'
 import { DEMO_USERS } from '../../dev/idp.js'
+import { readEvents } from '../helpers/sse.js'
 
 const alice = DEMO_USERS.find(u => u.username === 'alice')!
 
@@ -20,20 +21,7 @@ t.test('SSE arrives event by event: the upstream writes the next only after the 
   t.equal(res.headers.get('content-encoding'), null, 'never compressed by the gateway')
   // If the gateway buffered, event 0 would never arrive alone and this loop would stall.
   const reader = (res.body as ReadableStream<Uint8Array>).getReader()
-  const decoder = new TextDecoder()
-  let buffered = ''
-  const seen: number[] = []
-  while (seen.length < 5) {
-    const { value, done } = await reader.read()
-    if (done) break
-    buffered += decoder.decode(value, { stream: true })
-    let i: number
-    while ((i = buffered.indexOf('\n\n')) !== -1) {
-      seen.push((JSON.parse(buffered.slice(6, i)) as { n: number }).n)
-      buffered = buffered.slice(i + 2)
-      lc.nextEvent()
-    }
-  }
+  const seen = await readEvents(reader, 5, () => { lc.nextEvent() })
   t.same(seen, [0, 1, 2, 3, 4])
 })
 

@@ -18,6 +18,7 @@ import { startLibreChat, type LibreChatStandIn } from '../helpers/librechat.js'
 import { startUpstream, type Upstream } from '../../dev/upstream.js'
 import { ADMIN_USER, DEMO_USERS } from '../../dev/idp.js'
 import { ConfigError } from '../../src/config.js'
+import { readEvents } from '../helpers/sse.js'
 
 const alice = DEMO_USERS.find(u => u.username === 'alice')!
 const dana = ADMIN_USER
@@ -190,20 +191,7 @@ t.test('SSE streams event by event through a route, and a client that leaves abo
   t.equal(res.headers.get('content-type'), 'text/event-stream')
   // The upstream writes the next event only after the test saw the last: a buffering route would stall here.
   const reader = (res.body as ReadableStream<Uint8Array>).getReader()
-  const decoder = new TextDecoder()
-  let buffered = ''
-  const seen: number[] = []
-  while (seen.length < 3) {
-    const { value, done } = await reader.read()
-    if (done) break
-    buffered += decoder.decode(value, { stream: true })
-    let i: number
-    while ((i = buffered.indexOf('\n\n')) !== -1) {
-      seen.push((JSON.parse(buffered.slice(6, i)) as { n: number }).n)
-      buffered = buffered.slice(i + 2)
-      if (seen.length < 3) admin.nextEvent()
-    }
-  }
+  const seen = await readEvents(reader, 3, (_n, count) => { if (count < 3) admin.nextEvent() })
   t.same(seen, [0, 1, 2])
   await reader.cancel()
   await admin.streamClosed

@@ -2,26 +2,10 @@ import t from 'tap'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { loadConfig, ConfigError, knownVariables, parseSections } from '../../src/config.js'
+import { loadConfig, knownVariables, parseSections } from '../../src/config.js'
+import { BASE_ENV, problemsOf } from '../helpers/config.js'
 
-const base = {
-  OPENID_ISSUER: 'https://login.microsoftonline.com/11111111-2222-3333-4444-555555555555/v2.0/',
-  OPENID_CLIENT_ID: '8f7e6d5c-4b3a-4291-8c7d-6e5f4a3b2c1d',
-  OPENID_CLIENT_SECRET: 'client-secret-value',
-  OPENID_SESSION_SECRET: 'x'.repeat(40),
-  DOMAIN_SERVER: 'https://chat.example.com',
-  UPSTREAM_URL: 'http://api:3080'
-}
-
-function problemsOf (env: Record<string, string | undefined>): string[] {
-  try {
-    loadConfig(env)
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems
-    throw err
-  }
-  return []
-}
+const base = BASE_ENV
 
 t.test("the guide's settings with their meaning and defaults", async t => {
   const c = loadConfig(base)

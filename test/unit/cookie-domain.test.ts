@@ -1,26 +1,12 @@
 // COOKIE_DOMAIN: the cookies' names and reach, the sites a sign-in may return to, and the one
 // line a setting browsers would refuse gets.
 import t from 'tap'
-import { loadConfig, ConfigError } from '../../src/config.js'
+import { loadConfig } from '../../src/config.js'
+import { BASE_ENV, problemsOf } from '../helpers/config.js'
 
 const base = {
-  OPENID_ISSUER: 'https://login.microsoftonline.com/11111111-2222-3333-4444-555555555555/v2.0/',
-  OPENID_CLIENT_ID: '8f7e6d5c-4b3a-4291-8c7d-6e5f4a3b2c1d',
-  OPENID_CLIENT_SECRET: 'client-secret-value',
-  OPENID_SESSION_SECRET: 'x'.repeat(40),
-  DOMAIN_SERVER: 'https://chat.example.com',
-  UPSTREAM_URL: 'http://api:3080',
+  ...BASE_ENV,
   ROUTES: 'admin.example.com=http://admin-panel:3000, rag.other.net=http://rag_api:8000, /rag=http://rag_api:8000'
-}
-
-function problemsOf (env: Record<string, string | undefined>): string[] {
-  try {
-    loadConfig(env)
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems
-    throw err
-  }
-  return []
 }
 
 t.test('without COOKIE_DOMAIN: host-only __Host- cookies, one site, host routes for bearer tokens (said once)', async t => {
